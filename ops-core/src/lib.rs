@@ -1,0 +1,17 @@
+//! Backend-agnostic runtime of ops: error categories, the retry engine, session tracking,
+//! configuration, stats and health types.
+//!
+//! This crate knows no database driver. `ops-sea` builds the SeaORM integration on it; another
+//! integration (sqlx, Diesel) could be built on it the same way.
+
+pub mod category;
+pub mod config;
+pub mod health;
+pub mod options;
+pub mod page;
+pub mod retry;
+pub mod stats;
+pub mod tracker;
+
+pub use category::{Categorize, Classification, ErrorCategory, IntegrityKind, RetryReason};
+pub use options::{Isolation, Propagation, SessionOptions};
