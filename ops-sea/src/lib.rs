@@ -7,8 +7,10 @@ compile_error!("ops-sea needs at least one backend feature: `sqlite`, `postgres`
 
 pub mod classify;
 mod error;
+mod executor;
 
 pub use error::{ErrorContext, OpsError};
+pub use executor::Executor;
 pub use ops_core::{
     Categorize, Classification, ErrorCategory, IntegrityKind, Isolation, Propagation, RetryReason,
     SessionOptions,
