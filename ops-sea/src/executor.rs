@@ -18,8 +18,3 @@ pub trait Executor: ConnectionTrait + Send + Sync {
 impl Executor for DatabaseConnection {}
 impl Executor for DatabaseTransaction {}
 
-impl<T: Executor + ?Sized> Executor for &T {
-    fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
-        (**self).error_recorder()
-    }
-}
