@@ -216,3 +216,10 @@ impl From<ops_core::config::ConfigError> for OpsError {
         OpsError::new(ErrorCategory::Configuration, detail).with_source(err)
     }
 }
+
+impl From<sqlx::Error> for OpsError {
+    fn from(err: sqlx::Error) -> Self {
+        let classification = crate::classify::classify_sqlx(&err);
+        OpsError::from_classified(classification, err)
+    }
+}

@@ -17,4 +17,3 @@ pub trait Executor: ConnectionTrait + Send + Sync {
 
 impl Executor for DatabaseConnection {}
 impl Executor for DatabaseTransaction {}
-

@@ -1,0 +1,355 @@
+//! `Db`: the unified access layer over the pool, the session tracker, the error stats and the
+//! configuration.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ops_core::config::DbConfig;
+use ops_core::stats::ErrorStatsRecorder;
+use ops_core::tracker::{SessionStats, SessionTracker};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
+};
+
+use crate::OpsError;
+use crate::pool::{Pool, PoolState};
+
+/// The unified access layer: a cheap `Clone` handle over the pool, the session tracker, the error
+/// stats and the configuration.
+///
+/// `Db` implements SeaORM's `ConnectionTrait`, so anything SeaORM can run on a
+/// `DatabaseConnection` runs on a `Db`; every generated repository function takes it too.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), ops_sea::OpsError> {
+/// let db = ops_sea::Db::connect("sqlite::memory:").await?;
+/// let session = db.session().await?;
+/// session.commit().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+pub(crate) struct DbInner {
+    pub(crate) conn: DatabaseConnection,
+    pub(crate) pool: Pool,
+    pub(crate) config: DbConfig,
+    pub(crate) tracker: SessionTracker,
+    pub(crate) errors: ErrorStatsRecorder,
+    pub(crate) backend: DbBackend,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("config", &self.inner.config)
+            .field("pool", &self.inner.pool.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Connects with default settings, proving the database answers within the connect timeout.
+    pub async fn connect(url: &str) -> Result<Db, OpsError> {
+        Db::builder(url).connect().await
+    }
+
+    /// Connects with the settings of the environment (`DATABASE_URL`, `DB_POOL_SIZE`, ...; see the
+    /// crate documentation). With no `DATABASE_URL`, an embedded SQLite file database is created
+    /// on demand.
+    pub async fn connect_from_env() -> Result<Db, OpsError> {
+        let config = DbConfig::from_env()?;
+        Db::connect_with(config).await
+    }
+
+    /// A builder starting from defaults for `url`.
+    pub fn builder(url: &str) -> DbBuilder {
+        DbBuilder {
+            config: DbConfig::new(url).map_err(OpsError::from),
+        }
+    }
+
+    /// Connects with a complete configuration.
+    pub async fn connect_with(config: DbConfig) -> Result<Db, OpsError> {
+        config.validate()?;
+        for note in &config.normalizations {
+            tracing::info!(url = %config.url, "{note}");
+        }
+        let pool = crate::pool::build(&config)?;
+        crate::pool::verify(&config).await?;
+        let backend = match config.backend {
+            ops_core::config::Backend::Sqlite => DbBackend::Sqlite,
+            ops_core::config::Backend::Postgres => DbBackend::Postgres,
+            ops_core::config::Backend::MySql => DbBackend::MySql,
+        };
+        let inner = Arc::new(DbInner {
+            conn: pool.sea_connection(),
+            tracker: SessionTracker::new(config.leak_threshold),
+            errors: ErrorStatsRecorder::default(),
+            pool,
+            config,
+            backend,
+        });
+        spawn_leak_watcher(Arc::downgrade(&inner));
+        tracing::debug!(config = %inner.config, "database connected");
+        Ok(Db { inner })
+    }
+
+    /// The effective configuration. Its `Display` never shows a password.
+    pub fn config(&self) -> &DbConfig {
+        &self.inner.config
+    }
+
+    /// The SeaORM backend.
+    pub fn backend(&self) -> DbBackend {
+        self.inner.backend
+    }
+
+    /// The SeaORM connection over the same pool, for APIs that want one by value.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.inner.conn
+    }
+
+    /// Counters of the session tracker and the sessions held past the leak threshold.
+    pub fn session_stats(&self) -> SessionStats {
+        self.inner.tracker.stats()
+    }
+
+    /// The session tracker.
+    pub fn tracker(&self) -> &SessionTracker {
+        &self.inner.tracker
+    }
+
+    /// The recorder the error stats are kept in.
+    pub fn error_recorder(&self) -> &ErrorStatsRecorder {
+        &self.inner.errors
+    }
+
+    /// The pool's current size, idle count and limits.
+    pub fn pool_state(&self) -> PoolState {
+        self.inner.pool.state()
+    }
+
+    /// Sends the backend's cheapest round trip on a pooled connection, bounded by `timeout`, and
+    /// returns its latency.
+    pub async fn ping(&self, timeout: Duration) -> Result<Duration, OpsError> {
+        use ops_core::health::PingResult;
+        match self.inner.pool.ping(timeout).await {
+            PingResult::Ok(latency) => Ok(latency),
+            PingResult::Failed(detail) => Err(self.record(OpsError::new(
+                ops_core::ErrorCategory::Unavailable,
+                format!("ping failed: {detail}"),
+            ))),
+            PingResult::TimedOut(limit) => Err(self.record(OpsError::new(
+                ops_core::ErrorCategory::Unavailable,
+                format!("the database did not answer a ping within {limit:?}"),
+            ))),
+        }
+    }
+
+    /// Closes the pool: waits for checked-out connections to come back, then closes them all.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.pool.is_closed()
+    }
+
+    /// Records an error in the error stats and returns it, for code paths that build an
+    /// `OpsError` themselves.
+    pub(crate) fn record(&self, err: OpsError) -> OpsError {
+        self.inner
+            .errors
+            .record(err.category(), err.code(), err.detail());
+        err
+    }
+}
+
+/// Builds a `Db` from defaults, overriding single settings. Every setting of the environment
+/// table has a method here.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `connect` is called"]
+pub struct DbBuilder {
+    config: Result<DbConfig, OpsError>,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty => |$c:ident, $v:ident| $body:expr) => {
+        $(#[$doc])*
+        pub fn $name(mut self, $v: $ty) -> Self {
+            if let Ok($c) = &mut self.config {
+                $body;
+            }
+            self
+        }
+    };
+}
+
+impl DbBuilder {
+    setter!(
+        /// Connections kept warm (`DB_POOL_SIZE`).
+        pool_size: u32 => |c, v| c.pool_size = v);
+    setter!(
+        /// Extra connections opened under burst and closed when idle (`DB_MAX_OVERFLOW`).
+        max_overflow: u32 => |c, v| c.max_overflow = v);
+    setter!(
+        /// How long to wait for a connection from the pool (`DB_POOL_TIMEOUT`).
+        pool_timeout: Duration => |c, v| c.pool_timeout = v);
+    setter!(
+        /// Maximum connection age; `None` keeps connections forever (`DB_POOL_RECYCLE`).
+        pool_recycle: Option<Duration> => |c, v| c.pool_recycle = v);
+    setter!(
+        /// How long an idle overflow connection stays open (`DB_POOL_IDLE_TIMEOUT`).
+        idle_timeout: Duration => |c, v| c.idle_timeout = v);
+    setter!(
+        /// Bound on establishing a connection at startup and in health checks (`DB_CONNECT_TIMEOUT`).
+        connect_timeout: Duration => |c, v| c.connect_timeout = v);
+    setter!(
+        /// Server-side bound on each statement, where the backend has one (`DB_STATEMENT_TIMEOUT_MS`).
+        statement_timeout: Option<Duration> => |c, v| c.statement_timeout = v);
+    setter!(
+        /// Ping only connections idle at least this long at checkout (`DB_IDLE_PING`).
+        idle_ping: Duration => |c, v| c.idle_ping = v);
+    setter!(
+        /// Sessions open longer than this are reported and warned about once (`DB_LEAK_THRESHOLD`).
+        leak_threshold: Option<Duration> => |c, v| c.leak_threshold = v);
+    setter!(
+        /// TLS mode (`DB_SSL_MODE`).
+        ssl_mode: ops_core::config::SslMode => |c, v| c.ssl_mode = Some(v));
+
+    /// The configuration built so far.
+    pub fn config(&self) -> Result<&DbConfig, &OpsError> {
+        self.config.as_ref()
+    }
+
+    /// Validates the configuration, builds the pool and proves the database answers.
+    pub async fn connect(self) -> Result<Db, OpsError> {
+        Db::connect_with(self.config?).await
+    }
+}
+
+/// Warns once for every session held past the leak threshold. Holds only a weak reference, so
+/// the task ends when the last `Db` handle is dropped.
+fn spawn_leak_watcher(inner: Weak<DbInner>) {
+    let Some(threshold) = inner.upgrade().and_then(|i| i.config.leak_threshold) else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    // A quarter of the threshold keeps the warning within 25% of it, bounded so a tiny threshold
+    // does not spin and a huge one still reports within a minute.
+    let period = (threshold / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
+    runtime.spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.pool.is_closed() {
+                return;
+            }
+            inner.tracker.warn_leaks();
+        }
+    });
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Db {
+    fn get_database_backend(&self) -> DbBackend {
+        self.inner.backend
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.inner.conn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.inner.conn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.inner.conn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.inner.conn.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner.conn.support_returning()
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for Db {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.inner.conn.begin().await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.inner
+            .conn
+            .begin_with_config(isolation_level, access_mode)
+            .await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: sea_orm::TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.inner.conn.begin_with_options(options).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
+            > + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.inner.conn.transaction(callback).await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, sea_orm::TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
+            > + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.inner
+            .conn
+            .transaction_with_config(callback, isolation_level, access_mode)
+            .await
+    }
+}
+
+impl crate::Executor for Db {
+    fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
+        Some(&self.inner.errors)
+    }
+}

@@ -1,0 +1,323 @@
+//! Managed sessions: the runtime behind `db.run(opts, |s| ...)` and `#[managed_session]`.
+//!
+//! A managed session commits when the work returns `Ok`, and rolls back when it returns `Err`,
+//! panics (the panic continues after the rollback), times out, or is cancelled (its future
+//! dropped). The connection always goes back to the pool clean.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use ops_core::{ErrorCategory, Propagation, RetryReason, SessionOptions};
+use sea_orm::DatabaseConnection;
+
+use crate::{Db, OpsError, Session};
+
+/// How long a timed-out session's rollback may take before its connection is left to the pool's
+/// reset-on-return.
+const ROLLBACK_GRACE: Duration = Duration::from_secs(2);
+
+/// What a managed function accepts in its session's place: `&Db` opens a session, `&Session`
+/// joins it (or nests, or opens a new one, per the propagation), and a plain SeaORM
+/// `&DatabaseConnection` opens an untracked session.
+pub trait SessionSource: Send + Sync {
+    #[doc(hidden)]
+    fn __source(&self) -> Source<'_>;
+}
+
+/// The concrete source behind a `SessionSource`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    Db(&'a Db),
+    Session(&'a Session),
+    Connection(&'a DatabaseConnection),
+}
+
+impl SessionSource for Db {
+    fn __source(&self) -> Source<'_> {
+        Source::Db(self)
+    }
+}
+
+impl SessionSource for Session {
+    fn __source(&self) -> Source<'_> {
+        Source::Session(self)
+    }
+}
+
+impl SessionSource for DatabaseConnection {
+    fn __source(&self) -> Source<'_> {
+        Source::Connection(self)
+    }
+}
+
+impl<T: SessionSource + ?Sized> SessionSource for &T {
+    fn __source(&self) -> Source<'_> {
+        (**self).__source()
+    }
+}
+
+impl<T: SessionSource + ?Sized> SessionSource for std::sync::Arc<T> {
+    fn __source(&self) -> Source<'_> {
+        (**self).__source()
+    }
+}
+
+impl Db {
+    /// Opens a tracked session with default options. Its origin is the caller's `file:line`.
+    #[track_caller]
+    pub fn session(&self) -> impl Future<Output = Result<Session, OpsError>> + Send + '_ {
+        let origin = Location::caller();
+        async move { Session::begin(self, &SessionOptions::default(), origin).await }
+    }
+
+    /// Opens a tracked session with options. Propagation does not apply here (there is no caller
+    /// session); use `run` or `#[managed_session]` for that.
+    #[track_caller]
+    pub fn session_with(
+        &self,
+        options: SessionOptions,
+    ) -> impl Future<Output = Result<Session, OpsError>> + Send + '_ {
+        let origin = Location::caller();
+        async move { Session::begin(self, &options, origin).await }
+    }
+
+    /// Runs `work` in a managed session: commit on `Ok`, rollback on `Err`, panic, timeout or
+    /// cancellation. The closure gets a `Session` handle by value (a cheap clone), so no lifetime
+    /// ties it to the runner:
+    ///
+    /// ```no_run
+    /// # use ops_sea::prelude::*;
+    /// # use sea_orm::ConnectionTrait;
+    /// # async fn demo(db: &Db) -> Result<(), OpsError> {
+    /// let rows = db
+    ///     .run(SessionOptions::new().name("count"), |s| async move {
+    ///         let r = s.execute_unprepared("UPDATE accounts SET balance = balance").await?;
+    ///         Ok::<_, OpsError>(r.rows_affected())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn run<'a, T, E, F, Fut>(
+        &'a self,
+        options: SessionOptions,
+        work: F,
+    ) -> impl Future<Output = Result<T, E>> + 'a
+    where
+        F: FnOnce(Session) -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
+        T: 'a,
+        E: From<OpsError> + 'a,
+    {
+        run_managed(self, options, Location::caller(), work)
+    }
+}
+
+/// Runs `work` in a session taken from `source` according to `options`. `#[managed_session]`
+/// expands to a call of this function.
+///
+/// The returned future is `Send` exactly when `work`'s future is: no `Send` bound is imposed, so
+/// the same runner serves multi-threaded services and single-threaded code.
+pub async fn run_managed<S, T, E, F, Fut>(
+    source: &S,
+    options: SessionOptions,
+    origin: &'static Location<'static>,
+    work: F,
+) -> Result<T, E>
+where
+    S: SessionSource + ?Sized,
+    F: FnOnce(Session) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: From<OpsError>,
+{
+    let session = match (source.__source(), options.propagation) {
+        (Source::Session(current), Propagation::Required) => {
+            // Joined: the outer owner commits or rolls back; the work's error reaches it.
+            return bounded(&options, current, work(current.clone())).await;
+        }
+        (Source::Session(current), Propagation::Nested) => {
+            current.nested().await.map_err(E::from)?
+        }
+        (Source::Session(current), _) => match current.db() {
+            Some(db) => {
+                fail_fast_if_no_second_connection(db, current)?;
+                Session::begin(db, &options, origin)
+                    .await
+                    .map_err(E::from)?
+            }
+            None => {
+                return Err(E::from(OpsError::new(
+                    ErrorCategory::Programming,
+                    format!(
+                        "propagation requires_new needs a Db, but session '{}' was opened on \
+                         a plain SeaORM connection; pass the Db instead",
+                        current.name()
+                    ),
+                )));
+            }
+        },
+        (Source::Db(db), _) => Session::begin(db, &options, origin)
+            .await
+            .map_err(E::from)?,
+        (Source::Connection(conn), _) => Session::begin_on_connection(conn, &options, origin)
+            .await
+            .map_err(E::from)?,
+    };
+    drive(session, &options, work).await
+}
+
+/// A joined call still honours its own timeout, but leaves commit and rollback to the owner.
+async fn bounded<T, E: From<OpsError>>(
+    options: &SessionOptions,
+    session: &Session,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    match options.timeout {
+        None => work.await,
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => Err(E::from(timeout_error(session, limit))),
+        },
+    }
+}
+
+/// `requires_new` from inside a session needs a second connection. When the pool is at its limit
+/// with nothing idle, waiting could deadlock (the caller's own connection is one of those in use),
+/// so fail now with a message that says what to change.
+fn fail_fast_if_no_second_connection(db: &Db, current: &Session) -> Result<(), OpsError> {
+    let state = db.pool_state();
+    if state.idle == 0 && state.size >= state.max {
+        return Err(db.record(OpsError::new(
+            ErrorCategory::Retryable(RetryReason::PoolExhausted),
+            format!(
+                "propagation requires_new inside session '{}' needs a second connection, but all \
+                 {} connections are in use; raise DB_MAX_OVERFLOW or use propagation = required",
+                current.name(),
+                state.max
+            ),
+        )));
+    }
+    Ok(())
+}
+
+enum Outcome<T, E> {
+    Done(Result<T, E>),
+    Panicked(Box<dyn std::any::Any + Send>),
+    TimedOut(Duration),
+    Cancelled,
+}
+
+/// Runs the work on an owned session and finishes it.
+async fn drive<T, E, F, Fut>(session: Session, options: &SessionOptions, work: F) -> Result<T, E>
+where
+    F: FnOnce(Session) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: From<OpsError>,
+{
+    session.mark_managed();
+    let guarded = AssertUnwindSafe(work(session.clone())).catch_unwind();
+    let limited = async {
+        match options.timeout {
+            None => guarded.await.map_or_else(Outcome::Panicked, Outcome::Done),
+            Some(limit) => match tokio::time::timeout(limit, guarded).await {
+                Ok(result) => result.map_or_else(Outcome::Panicked, Outcome::Done),
+                Err(_) => Outcome::TimedOut(limit),
+            },
+        }
+    };
+    // The work future, and the session handle it holds, is dropped when this select finishes,
+    // so the commit below holds the last handle.
+    let outcome = tokio::select! {
+        biased;
+        outcome = limited => outcome,
+        () = session.cancelled() => Outcome::Cancelled,
+    };
+    match outcome {
+        Outcome::Done(Ok(value)) => {
+            session.commit().await.map_err(E::from)?;
+            Ok(value)
+        }
+        Outcome::Done(Err(err)) => {
+            rollback_quietly(session).await;
+            Err(err)
+        }
+        Outcome::Panicked(panic) => {
+            rollback_quietly(session).await;
+            std::panic::resume_unwind(panic)
+        }
+        Outcome::TimedOut(limit) => {
+            let err = timeout_error(&session, limit);
+            stop_running_statement(&session).await;
+            rollback_bounded(session).await;
+            Err(E::from(err))
+        }
+        Outcome::Cancelled => {
+            let err = OpsError::new(
+                ErrorCategory::Retryable(RetryReason::StatementTimeout),
+                format!(
+                    "session '{}' opened at {} outlived the maximum session age and was \
+                     cancelled and rolled back",
+                    session.name(),
+                    session.origin()
+                ),
+            );
+            let err = record(&session, err);
+            stop_running_statement(&session).await;
+            rollback_bounded(session).await;
+            Err(E::from(err))
+        }
+    }
+}
+
+fn timeout_error(session: &Session, limit: Duration) -> OpsError {
+    let err = OpsError::new(
+        ErrorCategory::Retryable(RetryReason::StatementTimeout),
+        format!(
+            "session '{}' opened at {} exceeded its timeout of {limit:?} and was rolled back",
+            session.name(),
+            session.origin()
+        ),
+    );
+    record(session, err)
+}
+
+fn record(session: &Session, err: OpsError) -> OpsError {
+    match session.db() {
+        Some(db) => db.record(err),
+        None => err,
+    }
+}
+
+/// On MySQL/MariaDB a dropped statement keeps running on the server and the connection waits
+/// for it; kill it so the rollback is prompt. PostgreSQL sessions with a timeout carry a
+/// `statement_timeout` that stops it server-side; SQLite runs in-process.
+async fn stop_running_statement(session: &Session) {
+    if let (Some(db), Some(id)) = (session.db(), session.mysql_connection_id()) {
+        crate::session::kill_mysql_query(db, id, ROLLBACK_GRACE).await;
+    }
+}
+
+async fn rollback_quietly(session: Session) {
+    let name = session.name().to_owned();
+    if let Err(err) = session.rollback().await {
+        // The work's own outcome is what the caller needs; a failed rollback leaves the connection
+        // to the pool's reset-on-return.
+        tracing::warn!(session = %name, %err, "rollback failed");
+    }
+}
+
+async fn rollback_bounded(session: Session) {
+    let name = session.name().to_owned();
+    if tokio::time::timeout(ROLLBACK_GRACE, rollback_quietly(session))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            session = %name,
+            "rollback did not finish within {ROLLBACK_GRACE:?}; the pool resets the connection"
+        );
+    }
+}

@@ -1,0 +1,473 @@
+//! `Session`: one tracked database transaction.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ops_core::stats::ErrorStatsRecorder;
+use ops_core::tracker::{SessionOutcome, SessionTicket};
+use ops_core::{ErrorCategory, RetryReason, SessionOptions};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
+};
+
+use crate::{Db, OpsError};
+
+/// One tracked database transaction.
+///
+/// A `Session` is a cheap `Clone` handle; all clones share one transaction. `commit` and
+/// `rollback` consume the handle and need it to be the last one: committing while a clone or a
+/// nested session is still alive is an error (the work using it might not be done). When the last
+/// handle is dropped without either, the transaction is rolled back and the tracker counts the
+/// session as *dropped unfinished*, with a warning naming where it was opened.
+///
+/// `Session` implements SeaORM's `ConnectionTrait` and `TransactionTrait` (where `begin` opens a
+/// savepoint), so SeaORM queries and generated repositories run on it directly.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<SessionInner>,
+}
+
+struct SessionInner {
+    txn: Option<DatabaseTransaction>,
+    db: Option<Db>,
+    ticket: Option<SessionTicket>,
+    /// Keeps the enclosing session alive while this savepoint is open.
+    parent: Option<Session>,
+    /// Set by managed runners: dropping a managed session is a cancellation, not a leak.
+    managed: AtomicBool,
+    /// MySQL connection id, kept for sessions with a timeout so the running query can be killed.
+    mysql_connection_id: Option<u64>,
+    name: Cow<'static, str>,
+    origin: &'static Location<'static>,
+}
+
+impl Drop for SessionInner {
+    fn drop(&mut self) {
+        if self.txn.is_none() {
+            return;
+        }
+        // Dropping SeaORM's transaction queues a ROLLBACK that runs before the connection is
+        // reused; the pool's reset-on-return check makes sure of it.
+        self.txn = None;
+        if let Some(ticket) = self.ticket.take() {
+            if self.managed.load(Ordering::Relaxed) {
+                tracing::debug!(
+                    session = %self.name,
+                    origin = %self.origin,
+                    "managed session cancelled; rolled back"
+                );
+                ticket.finish(SessionOutcome::RolledBack);
+            } else {
+                // The ticket's own drop counts the session as dropped unfinished and warns with
+                // its origin.
+                drop(ticket);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("name", &self.inner.name)
+            .field("origin", &format_args!("{}", self.inner.origin))
+            .field("nested", &self.inner.parent.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Begins a session on `db`.
+    pub(crate) async fn begin(
+        db: &Db,
+        options: &SessionOptions,
+        origin: &'static Location<'static>,
+    ) -> Result<Session, OpsError> {
+        let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
+        let txn = begin_txn(&db.inner.conn, options)
+            .await
+            .map_err(|e| db.record(OpsError::from(e)))?;
+        let mysql_connection_id = prepare_timeout(&txn, options)
+            .await
+            .map_err(|e| db.record(OpsError::from(e)))?;
+        // Tracked once the transaction exists: a session that never began (pool exhausted,
+        // database down) is an error for the caller, not an open or leaked session.
+        let ticket = db.inner.tracker.open(name.clone(), origin);
+        Ok(Session::from_parts(
+            txn,
+            Some(db.clone()),
+            Some(ticket),
+            None,
+            mysql_connection_id,
+            name,
+            origin,
+        ))
+    }
+
+    /// Begins an untracked session on a plain SeaORM connection.
+    pub(crate) async fn begin_on_connection(
+        conn: &DatabaseConnection,
+        options: &SessionOptions,
+        origin: &'static Location<'static>,
+    ) -> Result<Session, OpsError> {
+        let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
+        let txn = begin_txn(conn, options).await?;
+        let mysql_connection_id = prepare_timeout(&txn, options).await?;
+        Ok(Session::from_parts(
+            txn,
+            None,
+            None,
+            None,
+            mysql_connection_id,
+            name,
+            origin,
+        ))
+    }
+
+    fn from_parts(
+        txn: DatabaseTransaction,
+        db: Option<Db>,
+        ticket: Option<SessionTicket>,
+        parent: Option<Session>,
+        mysql_connection_id: Option<u64>,
+        name: Cow<'static, str>,
+        origin: &'static Location<'static>,
+    ) -> Session {
+        Session {
+            inner: Arc::new(SessionInner {
+                txn: Some(txn),
+                db,
+                ticket,
+                parent,
+                managed: AtomicBool::new(false),
+                mysql_connection_id,
+                name,
+                origin,
+            }),
+        }
+    }
+
+    /// A savepoint inside this session. Committing it releases the savepoint; rolling it back (or
+    /// dropping it) rolls back to the savepoint and leaves this session usable.
+    pub async fn nested(&self) -> Result<Session, OpsError> {
+        let txn = self
+            .txn()?
+            .begin()
+            .await
+            .map_err(|e| self.record(e.into()))?;
+        Ok(Session::from_parts(
+            txn,
+            self.inner.db.clone(),
+            None,
+            Some(self.clone()),
+            self.inner.mysql_connection_id,
+            self.inner.name.clone(),
+            self.inner.origin,
+        ))
+    }
+
+    /// Commits. A connection lost while the COMMIT was in flight gives `CommitUnknown`: the work
+    /// may or may not be committed, and only the caller can find out which.
+    pub async fn commit(self) -> Result<(), OpsError> {
+        let (txn, ticket, db) = self.take("commit")?;
+        let result = txn.commit().await;
+        finish(ticket, &result, SessionOutcome::Committed);
+        result.map_err(|e| {
+            let err = OpsError::from(e);
+            let err = match err.category() {
+                ErrorCategory::Retryable(RetryReason::ConnectionLost)
+                | ErrorCategory::Unavailable => err.recategorize(ErrorCategory::CommitUnknown),
+                _ => err,
+            };
+            record(db.as_ref(), err)
+        })
+    }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> Result<(), OpsError> {
+        let (txn, ticket, db) = self.take("rollback")?;
+        // Counted before the round trip: if this future is dropped mid-rollback, SeaORM still
+        // queues the ROLLBACK, so the session is rolled back either way.
+        if let Some(ticket) = ticket {
+            ticket.finish(SessionOutcome::RolledBack);
+        }
+        txn.rollback()
+            .await
+            .map_err(|e| record(db.as_ref(), OpsError::from(e)))
+    }
+
+    /// Takes the transaction out for commit or rollback; only the last handle may.
+    #[allow(clippy::type_complexity)]
+    fn take(
+        self,
+        what: &str,
+    ) -> Result<(DatabaseTransaction, Option<SessionTicket>, Option<Db>), OpsError> {
+        let name = self.inner.name.clone();
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                let txn = inner.txn.take().ok_or_else(|| {
+                    OpsError::new(
+                        ErrorCategory::Programming,
+                        format!("session '{name}' is already finished"),
+                    )
+                })?;
+                Ok((txn, inner.ticket.take(), inner.db.clone()))
+            }
+            Err(shared) => Err(OpsError::new(
+                ErrorCategory::Programming,
+                format!(
+                    "cannot {what} session '{name}' while {} other handle(s) to it are alive \
+                     (a clone or a nested session); drop them first. The session rolls back when \
+                     the last handle is dropped",
+                    Arc::strong_count(&shared) - 1
+                ),
+            )),
+        }
+    }
+
+    /// The session's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Where the session was opened.
+    pub fn origin(&self) -> &'static Location<'static> {
+        self.inner.origin
+    }
+
+    /// The `Db` this session belongs to, if it was opened on one.
+    pub fn db(&self) -> Option<&Db> {
+        self.inner.db.as_ref()
+    }
+
+    /// Whether this session is a savepoint inside another.
+    pub fn is_nested(&self) -> bool {
+        self.inner.parent.is_some()
+    }
+
+    /// Whether the tracker asked this session to stop (it outlived the maintenance sweeper's hard
+    /// maximum age).
+    pub fn is_cancelled(&self) -> bool {
+        self.root_ticket().is_some_and(SessionTicket::is_cancelled)
+    }
+
+    /// Resolves when the tracker asks this session to stop; pending forever for untracked ones.
+    pub(crate) async fn cancelled(&self) {
+        match self.root_ticket() {
+            Some(ticket) => ticket.cancelled().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn root_ticket(&self) -> Option<&SessionTicket> {
+        match &self.inner.parent {
+            Some(parent) => parent.root_ticket(),
+            None => self.inner.ticket.as_ref(),
+        }
+    }
+
+    pub(crate) fn mark_managed(&self) {
+        self.inner.managed.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn mysql_connection_id(&self) -> Option<u64> {
+        self.inner.mysql_connection_id
+    }
+
+    fn txn(&self) -> Result<&DatabaseTransaction, DbErr> {
+        self.inner
+            .txn
+            .as_ref()
+            .ok_or_else(|| DbErr::Custom(format!("session '{}' is already finished", self.name())))
+    }
+
+    fn record(&self, err: OpsError) -> OpsError {
+        record(self.inner.db.as_ref(), err)
+    }
+}
+
+fn record(db: Option<&Db>, err: OpsError) -> OpsError {
+    match db {
+        Some(db) => db.record(err),
+        None => err,
+    }
+}
+
+fn finish(ticket: Option<SessionTicket>, result: &Result<(), DbErr>, on_success: SessionOutcome) {
+    if let Some(ticket) = ticket {
+        ticket.finish(if result.is_ok() {
+            on_success
+        } else {
+            SessionOutcome::RolledBack
+        });
+    }
+}
+
+async fn begin_txn(
+    conn: &DatabaseConnection,
+    options: &SessionOptions,
+) -> Result<DatabaseTransaction, DbErr> {
+    let isolation = options.isolation.map(|i| match i {
+        ops_core::Isolation::ReadUncommitted => IsolationLevel::ReadUncommitted,
+        ops_core::Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
+        ops_core::Isolation::RepeatableRead => IsolationLevel::RepeatableRead,
+        _ => IsolationLevel::Serializable,
+    });
+    let access = options.read_only.then_some(AccessMode::ReadOnly);
+    if isolation.is_none() && access.is_none() {
+        conn.begin().await
+    } else if conn.get_database_backend() == DbBackend::Sqlite {
+        // SQLite transactions are always serializable and have no read-only mode: SeaORM rejects
+        // the settings, so begin a plain transaction, which already gives the strongest level.
+        conn.begin().await
+    } else {
+        conn.begin_with_config(isolation, access).await
+    }
+}
+
+/// For sessions with a timeout, arranges for the server to stop a running statement too, so a
+/// timed-out session's connection comes back promptly instead of after the statement finishes.
+async fn prepare_timeout(
+    txn: &DatabaseTransaction,
+    options: &SessionOptions,
+) -> Result<Option<u64>, DbErr> {
+    let Some(timeout) = options.timeout else {
+        return Ok(None);
+    };
+    match txn.get_database_backend() {
+        DbBackend::Postgres => {
+            // Local to this transaction: gone at COMMIT or ROLLBACK.
+            let ms = timeout.as_millis().max(1);
+            txn.execute_unprepared(&format!("SET LOCAL statement_timeout = {ms}"))
+                .await?;
+            Ok(None)
+        }
+        DbBackend::MySql => {
+            let row = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::MySql,
+                    "SELECT CONNECTION_ID()",
+                ))
+                .await?;
+            Ok(row.and_then(|r| r.try_get_by_index::<u64>(0).ok()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Stops the statement a timed-out MySQL/MariaDB session is running, from another connection.
+pub(crate) async fn kill_mysql_query(db: &Db, connection_id: u64, grace: Duration) {
+    let sql = format!("KILL QUERY {connection_id}");
+    match tokio::time::timeout(grace, db.inner.conn.execute_unprepared(&sql)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::debug!(%err, "could not kill the timed-out session's query"),
+        Err(_) => tracing::debug!("no connection to kill the timed-out session's query"),
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Session {
+    fn get_database_backend(&self) -> DbBackend {
+        match &self.inner.txn {
+            Some(txn) => txn.get_database_backend(),
+            None => DbBackend::Sqlite,
+        }
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.txn()?.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.txn()?.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.txn()?.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.txn()?.query_all_raw(stmt).await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.inner
+            .txn
+            .as_ref()
+            .is_some_and(ConnectionTrait::support_returning)
+    }
+}
+
+#[async_trait::async_trait]
+impl TransactionTrait for Session {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.txn()?.begin().await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.txn()?
+            .begin_with_config(isolation_level, access_mode)
+            .await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: sea_orm::TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.txn()?.begin_with_options(options).await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
+            > + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.txn()
+            .map_err(sea_orm::TransactionError::Connection)?
+            .transaction(callback)
+            .await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, sea_orm::TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
+            > + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        self.txn()
+            .map_err(sea_orm::TransactionError::Connection)?
+            .transaction_with_config(callback, isolation_level, access_mode)
+            .await
+    }
+}
+
+impl crate::Executor for Session {
+    fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
+        self.inner.db.as_ref().map(Db::error_recorder)
+    }
+}

@@ -1,0 +1,360 @@
+//! The pool: reset on return, overflow and shrink, pool timeout, idle pings, startup errors.
+
+use std::time::{Duration, Instant};
+
+use ops_sea::prelude::*;
+use ops_tests::fixtures::{count, insert_item, items_table, kill_connections};
+use ops_tests::{Backend, STEP_TIMEOUT, TestDb, backend, bounded, require_backend};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+async fn connect(t: &TestDb, pool_size: u32, max_overflow: u32) -> Db {
+    Db::builder(&t.url)
+        .pool_size(pool_size)
+        .max_overflow(max_overflow)
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// A raw `BEGIN` executed through the pool must not leak into the next borrower: with one pooled
+/// connection, the next statement runs on the same connection and must autocommit.
+#[tokio::test]
+async fn raw_begin_does_not_leak_into_the_next_borrower() {
+    let t = TestDb::new("reset_begin").await;
+    let admin = t.admin().await;
+    items_table(&admin).await;
+    let db = connect(&t, 1, 0).await;
+
+    bounded("leak a BEGIN", STEP_TIMEOUT, db.execute_unprepared("BEGIN"))
+        .await
+        .expect("begin");
+    bounded("insert", STEP_TIMEOUT, insert_item(&db, 1, "after leak"))
+        .await
+        .expect("insert on the next borrower");
+
+    // Seen from another connection, the insert is committed: it did not run inside the leaked
+    // transaction.
+    assert_eq!(count(&admin, "items").await, 1);
+    if t.backend == Backend::Postgres {
+        // Each autocommit statement gets its own transaction id; inside a leaked transaction
+        // both would report the same one.
+        let txid = || async {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT txid_current()",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        };
+        let (a, b) = (txid().await, txid().await);
+        assert_ne!(a, b, "both statements ran in one transaction");
+    }
+    db.close().await;
+    t.cleanup().await;
+}
+
+/// A transaction left aborted (PostgreSQL state `E`) is rolled back on return too.
+#[tokio::test]
+async fn aborted_transaction_is_reset_on_return() {
+    let t = TestDb::new("reset_aborted").await;
+    let admin = t.admin().await;
+    items_table(&admin).await;
+    let db = connect(&t, 1, 0).await;
+
+    db.execute_unprepared("BEGIN").await.expect("begin");
+    // Fails inside the transaction; on PostgreSQL this aborts it.
+    let _ = db
+        .execute_unprepared("INSERT INTO no_such_table VALUES (1)")
+        .await;
+    insert_item(&db, 7, "after abort")
+        .await
+        .expect("the next borrower gets a usable connection");
+    assert_eq!(count(&admin, "items").await, 1);
+    db.close().await;
+    t.cleanup().await;
+}
+
+/// The control: plain SeaORM over the same kind of pool leaks the `BEGIN`. This is the bug the
+/// reset exists for; if SeaORM ever fixes it, this test says so.
+#[tokio::test]
+async fn plain_seaorm_leaks_a_raw_begin() {
+    if backend() == Backend::Sqlite {
+        eprintln!("skipped: plain_seaorm_leaks_a_raw_begin is a PostgreSQL/MySQL control");
+        return;
+    }
+    let t = TestDb::new("seaorm_leak").await;
+    let admin = t.admin().await;
+    items_table(&admin).await;
+    let mut opts = sea_orm::ConnectOptions::new(t.url.clone());
+    opts.max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(false);
+    let plain = sea_orm::Database::connect(opts)
+        .await
+        .expect("plain connect");
+    plain.execute_unprepared("BEGIN").await.expect("begin");
+    insert_item(&plain, 1, "inside leaked transaction")
+        .await
+        .expect("insert");
+    assert_eq!(
+        count(&admin, "items").await,
+        0,
+        "plain SeaORM committed the insert: the raw BEGIN did not leak any more"
+    );
+    plain.close().await.ok();
+    t.cleanup().await;
+}
+
+/// `pool_size` warm, `max_overflow` more under burst, the next request fails with
+/// `PoolExhausted` after `pool_timeout` (not earlier, not hanging), and the pool shrinks back to
+/// `pool_size` once the overflow connections sit idle past `idle_timeout`.
+#[tokio::test]
+async fn overflow_exhaustion_and_shrink() {
+    let t = TestDb::new("overflow").await;
+    let pool_timeout = Duration::from_millis(600);
+    let db = Db::builder(&t.url)
+        .pool_size(2)
+        .max_overflow(3)
+        .pool_timeout(pool_timeout)
+        .idle_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connect");
+
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(
+            bounded("open", STEP_TIMEOUT, db.session())
+                .await
+                .expect("session"),
+        );
+    }
+    assert_eq!(db.pool_state().size, 5);
+    assert_eq!(db.session_stats().active, 5);
+
+    let started = Instant::now();
+    let err = bounded("sixth session", STEP_TIMEOUT, db.session())
+        .await
+        .expect_err("the pool is exhausted");
+    let waited = started.elapsed();
+    assert_eq!(
+        err.category(),
+        ErrorCategory::Retryable(RetryReason::PoolExhausted),
+        "{err}"
+    );
+    assert!(
+        waited >= pool_timeout.mul_f64(0.9),
+        "failed after {waited:?}, before the pool timeout of {pool_timeout:?}"
+    );
+    assert!(
+        waited < pool_timeout + Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+
+    for s in held {
+        s.rollback().await.expect("rollback");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.pool_state().size > 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        db.pool_state().size,
+        2,
+        "overflow connections closed when idle"
+    );
+    let stats = db.session_stats();
+    assert_eq!((stats.active, stats.peak, stats.rolled_back), (0, 5, 5));
+    db.close().await;
+    t.cleanup().await;
+}
+
+/// Connections killed while idle are found dead by the idle ping at checkout and replaced: the
+/// caller sees no error.
+#[tokio::test]
+async fn killed_idle_connections_are_replaced_without_error() {
+    if backend() == Backend::Sqlite {
+        eprintln!("skipped: killed_idle_connections_are_replaced_without_error needs a server");
+        return;
+    }
+    let t = TestDb::new("idle_kill").await;
+    let admin = t.admin().await;
+    let db = Db::builder(&t.url)
+        .pool_size(3)
+        .max_overflow(0)
+        .idle_ping(Duration::from_millis(100))
+        .connect()
+        .await
+        .expect("connect");
+    // Warm every connection.
+    let sessions = futures_util_join(&db, 3).await;
+    drop(sessions);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed = kill_connections(&admin, &t.name).await;
+    assert!(killed >= 3, "killed {killed}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        bounded(
+            "query after kill",
+            STEP_TIMEOUT,
+            db.execute_unprepared("SELECT 1"),
+        )
+        .await
+        .expect("no error reaches the caller");
+    }
+    db.close().await;
+    t.cleanup().await;
+}
+
+async fn futures_util_join(db: &Db, n: usize) -> Vec<Session> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(db.session().await.expect("session"));
+    }
+    for s in &out {
+        s.execute_unprepared("SELECT 1").await.expect("warm");
+    }
+    out
+}
+
+/// A closed port is `Unavailable` with a message naming the host, quickly.
+#[tokio::test]
+async fn unreachable_server_is_unavailable() {
+    let url = match backend() {
+        Backend::MySql => "mysql://root:s3cret-pw@127.0.0.1:1/test",
+        _ => "postgres://postgres:s3cret-pw@127.0.0.1:1/test",
+    };
+    let err = bounded(
+        "connect",
+        STEP_TIMEOUT,
+        Db::builder(url)
+            .connect_timeout(Duration::from_secs(5))
+            .connect(),
+    )
+    .await
+    .expect_err("nothing listens on port 1");
+    assert_eq!(err.category(), ErrorCategory::Unavailable, "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("s3cret-pw"), "password leaked: {shown}");
+    assert!(shown.contains("127.0.0.1:1"), "names the address: {shown}");
+}
+
+/// A server that accepts the TCP connection but never answers is bounded by `connect_timeout`.
+#[tokio::test]
+async fn silent_server_is_bounded_by_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("postgres://postgres:s3cret-pw@127.0.0.1:{port}/test");
+    let started = Instant::now();
+    let err = bounded(
+        "connect",
+        STEP_TIMEOUT,
+        Db::builder(&url)
+            .connect_timeout(Duration::from_millis(400))
+            .connect(),
+    )
+    .await
+    .expect_err("the server never answers");
+    let waited = started.elapsed();
+    assert_eq!(err.category(), ErrorCategory::Unavailable, "{err}");
+    assert!(waited >= Duration::from_millis(350), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(!format!("{err:?}").contains("s3cret-pw"));
+    drop(listener);
+}
+
+/// A missing database and a refused login are `Configuration` errors, never showing a password.
+#[tokio::test]
+async fn missing_database_and_bad_login_are_configuration_errors() {
+    let (missing, bad_login) = match backend() {
+        Backend::Postgres => (
+            "postgres://postgres:s3cret-pw@127.0.0.1:5432/ops_no_such_database",
+            None,
+        ),
+        Backend::MySql => (
+            "mysql://root@127.0.0.1:3306/ops_no_such_database",
+            Some("mysql://ops_no_such_user:s3cret-pw@127.0.0.1:3306/test"),
+        ),
+        Backend::Sqlite => {
+            eprintln!(
+                "skipped: missing_database_and_bad_login_are_configuration_errors needs a server"
+            );
+            return;
+        }
+    };
+    let err = bounded("connect", STEP_TIMEOUT, Db::connect(missing))
+        .await
+        .expect_err("no such database");
+    assert_eq!(err.category(), ErrorCategory::Configuration, "{err}");
+    assert!(!format!("{err} {err:?}").contains("s3cret-pw"));
+    if let Some(url) = bad_login {
+        let err = bounded("connect", STEP_TIMEOUT, Db::connect(url))
+            .await
+            .expect_err("no such user");
+        assert_eq!(err.category(), ErrorCategory::Configuration, "{err}");
+        assert!(!format!("{err} {err:?}").contains("s3cret-pw"));
+    }
+}
+
+/// Bad settings are rejected before any connection is made, naming the setting.
+#[tokio::test]
+async fn bad_settings_are_configuration_errors() {
+    let err = Db::builder("sqlite::memory:")
+        .pool_size(0)
+        .connect()
+        .await
+        .expect_err("a pool of zero connections");
+    assert_eq!(err.category(), ErrorCategory::Configuration);
+    assert!(
+        err.to_string().contains("pool_size") || err.to_string().contains("DB_POOL_SIZE"),
+        "{err}"
+    );
+
+    let err = Db::connect("oracle://scott:tiger@127.0.0.1/orcl")
+        .await
+        .expect_err("unsupported scheme");
+    assert_eq!(err.category(), ErrorCategory::Configuration);
+    assert!(!err.to_string().contains("tiger"), "{err}");
+
+    if require_backend(
+        Backend::Postgres,
+        "bad_settings_are_configuration_errors (sslmode)",
+    ) {
+        let err = Db::connect("postgres://postgres@127.0.0.1:5432/test?sslmode=sometimes")
+            .await
+            .expect_err("unknown ssl mode");
+        assert_eq!(err.category(), ErrorCategory::Configuration);
+        assert!(
+            err.to_string().contains("verify-full"),
+            "lists the valid modes: {err}"
+        );
+    }
+}
+
+/// SQLAlchemy-style URLs and `sslmode` in the URL are normalized and the connection works.
+#[tokio::test]
+async fn sqlalchemy_urls_and_ssl_parameters_are_normalized() {
+    let t = TestDb::new("normalize").await;
+    let url = match t.backend {
+        Backend::Postgres => format!(
+            "{}?sslmode=disable",
+            t.url.replacen("postgres://", "postgresql+asyncpg://", 1)
+        ),
+        Backend::MySql => format!(
+            "{}?ssl-mode=DISABLED",
+            t.url.replacen("mysql://", "mysql+pymysql://", 1)
+        ),
+        Backend::Sqlite => t.url.clone(),
+    };
+    let db = bounded("connect", STEP_TIMEOUT, Db::connect(&url))
+        .await
+        .expect("normalized URL connects");
+    db.execute_unprepared("SELECT 1").await.expect("query");
+    assert!(!db.config().url.expose().contains("sslmode"));
+    assert!(!db.config().url.expose().contains("ssl-mode"));
+    db.close().await;
+    t.cleanup().await;
+}

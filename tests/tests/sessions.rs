@@ -1,0 +1,385 @@
+//! Sessions: commit, rollback, drop, savepoints, the managed runner (error, panic, cancellation,
+//! timeout), propagation, and the tracker's counts and origins.
+
+use std::time::{Duration, Instant};
+
+use ops_sea::prelude::*;
+use ops_sea::run_managed;
+use ops_tests::fixtures::{count, insert_item, items_table, sleep_sql};
+use ops_tests::{STEP_TIMEOUT, TestDb, bounded};
+use sea_orm::ConnectionTrait;
+
+async fn setup(name: &str) -> (TestDb, sea_orm::DatabaseConnection, Db) {
+    let t = TestDb::new(name).await;
+    let admin = t.admin().await;
+    items_table(&admin).await;
+    let db = Db::builder(&t.url)
+        .pool_size(2)
+        .max_overflow(2)
+        .leak_threshold(Some(Duration::from_millis(200)))
+        .connect()
+        .await
+        .expect("connect");
+    (t, admin, db)
+}
+
+async fn finish(t: TestDb, db: Db) {
+    // Every connection is back in the pool and idle: none was kept by a session.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while db.pool_state().in_use() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(db.pool_state().in_use(), 0, "a connection was not returned");
+    assert_eq!(db.session_stats().active, 0, "a session is still open");
+    db.close().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn commit_persists_and_rollback_discards() {
+    let (t, admin, db) = setup("commit_rollback").await;
+    let s = db.session().await.unwrap();
+    insert_item(&s, 1, "kept").await.unwrap();
+    s.commit().await.unwrap();
+    let s = db.session().await.unwrap();
+    insert_item(&s, 2, "discarded").await.unwrap();
+    s.rollback().await.unwrap();
+    assert_eq!(count(&admin, "items").await, 1);
+    let stats = db.session_stats();
+    assert_eq!(
+        (stats.opened, stats.committed, stats.rolled_back),
+        (2, 1, 1)
+    );
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn dropped_session_is_rolled_back_and_counted_with_origin() {
+    let (t, admin, db) = setup("dropped").await;
+    {
+        let s = db.session().await.unwrap();
+        insert_item(&s, 1, "never committed").await.unwrap();
+        assert_eq!(s.origin().file(), file!());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while db.pool_state().in_use() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&admin, "items").await, 0);
+    let stats = db.session_stats();
+    assert_eq!(stats.dropped_unfinished, 1);
+    assert_eq!(stats.active, 0);
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn nested_savepoint_rolls_back_alone() {
+    let (t, admin, db) = setup("nested").await;
+    let s = db.session().await.unwrap();
+    insert_item(&s, 1, "outer").await.unwrap();
+    let inner = s.nested().await.unwrap();
+    insert_item(&inner, 2, "inner").await.unwrap();
+    inner.rollback().await.unwrap();
+    let inner = s.nested().await.unwrap();
+    insert_item(&inner, 3, "inner kept").await.unwrap();
+    inner.commit().await.unwrap();
+    s.commit().await.unwrap();
+    assert_eq!(count(&admin, "items").await, 2);
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn commit_with_a_live_clone_is_refused() {
+    let (t, admin, db) = setup("live_clone").await;
+    let s = db.session().await.unwrap();
+    insert_item(&s, 1, "x").await.unwrap();
+    let clone = s.clone();
+    let err = s.commit().await.expect_err("a clone is alive");
+    assert_eq!(err.category(), ErrorCategory::Programming);
+    drop(clone);
+    assert_eq!(count(&admin, "items").await, 0);
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn run_commits_on_ok_and_rolls_back_on_err() {
+    let (t, admin, db) = setup("run_ok_err").await;
+    let n = db
+        .run(SessionOptions::new().name("ok"), |s| async move {
+            insert_item(&s, 1, "ok").await?;
+            Ok::<_, OpsError>(1)
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let err = db
+        .run(SessionOptions::new(), |s| async move {
+            insert_item(&s, 2, "err").await?;
+            Err::<(), _>(OpsError::new(ErrorCategory::Other, "the work failed"))
+        })
+        .await
+        .expect_err("work failed");
+    assert_eq!(err.detail(), "the work failed");
+    assert_eq!(count(&admin, "items").await, 1);
+    let stats = db.session_stats();
+    assert_eq!(
+        (stats.committed, stats.rolled_back, stats.dropped_unfinished),
+        (1, 1, 0)
+    );
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn run_rolls_back_on_panic_and_the_panic_continues() {
+    let (t, admin, db) = setup("run_panic").await;
+    let db2 = db.clone();
+    let joined = tokio::spawn(async move {
+        db2.run(SessionOptions::new(), |s| async move {
+            insert_item(&s, 1, "panics").await?;
+            if s.name() == "session" {
+                panic!("boom in the work");
+            }
+            Ok::<(), OpsError>(())
+        })
+        .await
+    })
+    .await;
+    let panic = joined.expect_err("the panic reached the caller");
+    assert!(panic.is_panic());
+    assert_eq!(count(&admin, "items").await, 0);
+    assert_eq!(db.session_stats().rolled_back, 1);
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn run_rolls_back_when_cancelled_mid_query() {
+    let (t, admin, db) = setup("run_cancel").await;
+    let backend = t.backend;
+    let work = db.run(SessionOptions::new(), move |s| async move {
+        insert_item(&s, 1, "cancelled").await?;
+        match sleep_sql(backend, 5) {
+            Some(sql) => {
+                s.execute_unprepared(&sql).await?;
+            }
+            None => tokio::time::sleep(Duration::from_secs(5)).await,
+        }
+        Ok::<(), OpsError>(())
+    });
+    // Dropping the future mid-query is the cancellation.
+    let started = Instant::now();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), work)
+            .await
+            .is_err()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.pool_state().in_use() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&admin, "items").await, 0);
+    let stats = db.session_stats();
+    assert_eq!((stats.rolled_back, stats.dropped_unfinished), (1, 0));
+    // The connection came back usable.
+    bounded(
+        "query after cancel",
+        STEP_TIMEOUT,
+        db.execute_unprepared("SELECT 1"),
+    )
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn session_timeout_cancels_rolls_back_and_returns_the_connection() {
+    let (t, admin, db) = setup("timeout").await;
+    let backend = t.backend;
+    let started = Instant::now();
+    let err = bounded(
+        "timed session",
+        STEP_TIMEOUT,
+        db.run(
+            SessionOptions::new().timeout(Duration::from_millis(500)),
+            move |s| async move {
+                insert_item(&s, 1, "too slow").await?;
+                match sleep_sql(backend, 10) {
+                    Some(sql) => {
+                        s.execute_unprepared(&sql).await?;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(10)).await,
+                }
+                Ok::<(), OpsError>(())
+            },
+        ),
+    )
+    .await
+    .expect_err("timed out");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        err.category(),
+        ErrorCategory::Retryable(RetryReason::StatementTimeout),
+        "{err}"
+    );
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert_eq!(count(&admin, "items").await, 0);
+    // The connection comes back clean, well before the server-side sleep would have ended.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while db.pool_state().in_use() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(db.pool_state().in_use(), 0);
+    insert_item(&db, 2, "after").await.unwrap();
+    assert_eq!(count(&admin, "items").await, 1);
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn required_joins_and_never_commits_for_the_owner() {
+    let (t, admin, db) = setup("join").await;
+    let outer = db.session().await.unwrap();
+    run_managed(
+        &outer,
+        SessionOptions::new(),
+        std::panic::Location::caller(),
+        |s| async move {
+            insert_item(&s, 1, "joined").await?;
+            Ok::<(), OpsError>(())
+        },
+    )
+    .await
+    .unwrap();
+    // Still the owner's to decide: rolled back here, so the joined insert is gone.
+    outer.rollback().await.unwrap();
+    assert_eq!(count(&admin, "items").await, 0);
+    assert_eq!(db.session_stats().opened, 1, "joining opened no session");
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn nested_propagation_uses_a_savepoint() {
+    let (t, admin, db) = setup("nested_prop").await;
+    let outer = db.session().await.unwrap();
+    insert_item(&outer, 1, "outer").await.unwrap();
+    let result = run_managed(
+        &outer,
+        SessionOptions::new().propagation(Propagation::Nested),
+        std::panic::Location::caller(),
+        |s| async move {
+            insert_item(&s, 2, "inner").await?;
+            Err::<(), _>(OpsError::new(ErrorCategory::Other, "inner fails"))
+        },
+    )
+    .await;
+    assert!(result.is_err());
+    outer.commit().await.unwrap();
+    assert_eq!(count(&admin, "items").await, 1);
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn requires_new_commits_independently_and_fails_fast_without_a_connection() {
+    let t = TestDb::new("requires_new").await;
+    let admin = t.admin().await;
+    items_table(&admin).await;
+    let db = Db::builder(&t.url)
+        .pool_size(1)
+        .max_overflow(1)
+        .pool_timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap();
+    let outer = db.session().await.unwrap();
+    // SQLite allows one writer: the outer session only reads so the inner one can write.
+    outer.execute_unprepared("SELECT 1").await.unwrap();
+    run_managed(
+        &outer,
+        SessionOptions::new().propagation(Propagation::RequiresNew),
+        std::panic::Location::caller(),
+        |s| async move {
+            insert_item(&s, 1, "independent").await?;
+            Ok::<(), OpsError>(())
+        },
+    )
+    .await
+    .unwrap();
+    // Both connections in use now: a further requires_new must fail at once, not wait 10s.
+    let second = db.session().await.unwrap();
+    let started = Instant::now();
+    let err = run_managed(
+        &outer,
+        SessionOptions::new().propagation(Propagation::RequiresNew),
+        std::panic::Location::caller(),
+        |_s| async move { Ok::<(), OpsError>(()) },
+    )
+    .await
+    .expect_err("no connection left");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        err.category(),
+        ErrorCategory::Retryable(RetryReason::PoolExhausted)
+    );
+    second.rollback().await.unwrap();
+    outer.rollback().await.unwrap();
+    assert_eq!(count(&admin, "items").await, 1);
+    db.close().await;
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn long_running_sessions_are_reported_with_origin_and_age() {
+    let (t, _admin, db) = setup("long_running").await;
+    let s = db
+        .session_with(SessionOptions::new().name("assembly_job"))
+        .await
+        .unwrap();
+    let line = line!() - 3;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stats = db.session_stats();
+    assert_eq!(stats.long_running.len(), 1);
+    let long = &stats.long_running[0];
+    assert_eq!(long.name, "assembly_job");
+    assert!(
+        long.origin.ends_with(&format!("sessions.rs:{line}")),
+        "{}",
+        long.origin
+    );
+    assert!(long.age >= Duration::from_millis(200));
+    s.commit().await.unwrap();
+    assert!(db.session_stats().long_running.is_empty());
+    finish(t, db).await;
+}
+
+#[tokio::test]
+async fn concurrent_sessions_are_counted_exactly() {
+    let (t, admin, db) = setup("concurrent").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.run(SessionOptions::new(), move |s| async move {
+                s.execute_unprepared("SELECT 1").await?;
+                if i % 2 == 0 {
+                    insert_item(&s, i, "even").await?;
+                    Ok(())
+                } else {
+                    Err(OpsError::new(ErrorCategory::Other, "odd"))
+                }
+            })
+            .await
+        }));
+    }
+    for task in tasks {
+        let _ = bounded("task", STEP_TIMEOUT, task).await.unwrap();
+    }
+    let stats = db.session_stats();
+    assert_eq!(stats.opened, 20);
+    assert_eq!(stats.committed + stats.rolled_back, 20);
+    assert!(stats.committed >= 1);
+    assert!(stats.peak >= 1 && stats.peak <= 4);
+    assert_eq!(
+        count(&admin, "items").await,
+        i64::try_from(stats.committed).unwrap()
+    );
+    finish(t, db).await;
+}
