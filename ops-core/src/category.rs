@@ -19,7 +19,9 @@ pub enum RetryReason {
     Deadlock,
     /// The database file or table is locked by another writer (SQLite BUSY/LOCKED).
     Busy,
-    /// The server is shutting down, starting up, or refuses connections for now (57P01-03, 53300).
+    /// The server refuses new connections for now: starting up or shutting down (57P03), too many
+    /// connections (53300, MySQL 1040). A session the server terminated (57P01, 57P02) is
+    /// `ConnectionLost`: its own transaction is gone, so a commit in flight is `CommitUnknown`.
     ServerUnavailable,
     /// No connection could be taken from the pool within the pool timeout.
     PoolExhausted,

@@ -161,6 +161,26 @@ impl Db {
         self.inner.pool.is_closed()
     }
 
+    /// Tells a pool that could not *open* a connection from one whose connections were all busy.
+    /// sqlx reports both as an acquire timeout, because it retries a refused connect until the
+    /// pool timeout. When the pool was below its limit the time went into connecting, so the
+    /// database is unreachable, not the pool exhausted; the error is rewritten to the form the
+    /// classifier maps to `Unavailable`.
+    pub(crate) fn refine(&self, err: DbErr) -> DbErr {
+        if matches!(
+            err,
+            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
+        ) {
+            let state = self.inner.pool.state();
+            if state.size < state.max {
+                return DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(
+                    sqlx::Error::PoolTimedOut,
+                )));
+            }
+        }
+        err
+    }
+
     /// Records an error in the error stats and returns it, for code paths that build an
     /// `OpsError` themselves.
     pub(crate) fn record(&self, err: OpsError) -> OpsError {
@@ -267,19 +287,35 @@ impl ConnectionTrait for Db {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.inner.conn.execute_raw(stmt).await
+        self.inner
+            .conn
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.refine(e))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.inner.conn.execute_unprepared(sql).await
+        self.inner
+            .conn
+            .execute_unprepared(sql)
+            .await
+            .map_err(|e| self.refine(e))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.inner.conn.query_one_raw(stmt).await
+        self.inner
+            .conn
+            .query_one_raw(stmt)
+            .await
+            .map_err(|e| self.refine(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.inner.conn.query_all_raw(stmt).await
+        self.inner
+            .conn
+            .query_all_raw(stmt)
+            .await
+            .map_err(|e| self.refine(e))
     }
 
     fn support_returning(&self) -> bool {

@@ -91,7 +91,7 @@ impl Session {
         let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
         let txn = begin_txn(&db.inner.conn, options)
             .await
-            .map_err(|e| db.record(OpsError::from(e)))?;
+            .map_err(|e| db.record(OpsError::from(db.refine(e))))?;
         let mysql_connection_id = prepare_timeout(&txn, options)
             .await
             .map_err(|e| db.record(OpsError::from(e)))?;

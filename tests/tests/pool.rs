@@ -358,3 +358,116 @@ async fn sqlalchemy_urls_and_ssl_parameters_are_normalized() {
     db.close().await;
     t.cleanup().await;
 }
+
+/// `DB_STATEMENT_TIMEOUT_MS` stops a long statement on the server: `StatementTimeout`, and the
+/// connection stays usable.
+#[tokio::test]
+async fn statement_timeout_stops_a_long_statement() {
+    let sleep = match backend() {
+        Backend::Postgres => "SELECT pg_sleep(5)",
+        Backend::MySql => "SELECT SLEEP(5)",
+        Backend::Sqlite => {
+            eprintln!(
+                "skipped: statement_timeout_stops_a_long_statement: SQLite has no statement timeout"
+            );
+            return;
+        }
+    };
+    let t = TestDb::new("stmt_timeout").await;
+    let db = Db::builder(&t.url)
+        .pool_size(1)
+        .max_overflow(0)
+        .statement_timeout(Some(Duration::from_millis(300)))
+        .connect()
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let result = bounded(
+        "long statement",
+        STEP_TIMEOUT,
+        db.query_one_raw(Statement::from_string(db.backend(), sleep)),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    match t.backend {
+        Backend::Postgres => {
+            let err = OpsError::from(result.expect_err("cancelled by statement_timeout"));
+            assert_eq!(
+                err.category(),
+                ErrorCategory::Retryable(RetryReason::StatementTimeout),
+                "{err}"
+            );
+        }
+        _ => {
+            // MariaDB's max_statement_time interrupts SLEEP() without an error: SLEEP returns 1.
+            if let Err(err) = result {
+                let err = OpsError::from(err);
+                assert_eq!(
+                    err.category(),
+                    ErrorCategory::Retryable(RetryReason::StatementTimeout),
+                    "{err}"
+                );
+            }
+        }
+    }
+    db.execute_unprepared("SELECT 1")
+        .await
+        .expect("the connection is still usable");
+    db.close().await;
+    t.cleanup().await;
+}
+
+/// `sslmode` is mapped onto the driver's options: `require` really negotiates TLS where the
+/// server offers it, and a mode the server cannot satisfy is a `Configuration` error that says so.
+#[tokio::test]
+async fn ssl_modes_reach_the_driver() {
+    match backend() {
+        Backend::Postgres => {
+            let t = TestDb::new("ssl").await;
+            let db = Db::connect(&format!("{}?sslmode=require", t.url))
+                .await
+                .expect("the local server offers TLS");
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                row.try_get_by_index::<bool>(0).unwrap(),
+                "the connection uses TLS"
+            );
+            db.close().await;
+            // The local certificate is self-signed: full verification must refuse it.
+            let err = Db::builder(&t.url)
+                .ssl_mode(ops_sea::SslMode::VerifyFull)
+                .connect()
+                .await
+                .expect_err("untrusted certificate");
+            assert_eq!(err.category(), ErrorCategory::Configuration, "{err}");
+            t.cleanup().await;
+        }
+        Backend::MySql => {
+            let t = TestDb::new("ssl").await;
+            let err = Db::connect(&format!("{}?ssl-mode=REQUIRED", t.url))
+                .await
+                .expect_err("the local server has TLS disabled");
+            assert_ne!(err.category(), ErrorCategory::Other, "{err}");
+            assert!(
+                err.to_string().to_lowercase().contains("tls")
+                    || err.to_string().to_lowercase().contains("ssl"),
+                "{err}"
+            );
+            t.cleanup().await;
+        }
+        Backend::Sqlite => {
+            let err = Db::connect("sqlite::memory:?sslmode=require")
+                .await
+                .expect_err("SSL does not apply to SQLite");
+            assert_eq!(err.category(), ErrorCategory::Configuration);
+        }
+    }
+}
