@@ -181,6 +181,20 @@ impl Db {
         err
     }
 
+    /// Refines and records a failed statement's error. Every statement error of a `Db` or a
+    /// `Session` passes here once, so `error_stats()` counts raw SeaORM queries as well as
+    /// repository calls.
+    pub(crate) fn observe(&self, err: DbErr) -> DbErr {
+        let err = self.refine(err);
+        let classification = crate::classify::classify(&err);
+        self.inner.errors.record(
+            classification.category,
+            classification.code.as_deref(),
+            &err.to_string(),
+        );
+        err
+    }
+
     /// Records an error in the error stats and returns it, for code paths that build an
     /// `OpsError` themselves.
     pub(crate) fn record(&self, err: OpsError) -> OpsError {
@@ -291,7 +305,7 @@ impl ConnectionTrait for Db {
             .conn
             .execute_raw(stmt)
             .await
-            .map_err(|e| self.refine(e))
+            .map_err(|e| self.observe(e))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -299,7 +313,7 @@ impl ConnectionTrait for Db {
             .conn
             .execute_unprepared(sql)
             .await
-            .map_err(|e| self.refine(e))
+            .map_err(|e| self.observe(e))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
@@ -307,7 +321,7 @@ impl ConnectionTrait for Db {
             .conn
             .query_one_raw(stmt)
             .await
-            .map_err(|e| self.refine(e))
+            .map_err(|e| self.observe(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
@@ -315,7 +329,7 @@ impl ConnectionTrait for Db {
             .conn
             .query_all_raw(stmt)
             .await
-            .map_err(|e| self.refine(e))
+            .map_err(|e| self.observe(e))
     }
 
     fn support_returning(&self) -> bool {
@@ -328,7 +342,7 @@ impl TransactionTrait for Db {
     type Transaction = DatabaseTransaction;
 
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.inner.conn.begin().await
+        self.inner.conn.begin().await.map_err(|e| self.observe(e))
     }
 
     async fn begin_with_config(
@@ -340,13 +354,18 @@ impl TransactionTrait for Db {
             .conn
             .begin_with_config(isolation_level, access_mode)
             .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn begin_with_options(
         &self,
         options: sea_orm::TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
-        self.inner.conn.begin_with_options(options).await
+        self.inner
+            .conn
+            .begin_with_options(options)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>

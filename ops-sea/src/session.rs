@@ -289,6 +289,14 @@ impl Session {
     fn record(&self, err: OpsError) -> OpsError {
         record(self.inner.db.as_ref(), err)
     }
+
+    /// Records a failed statement in the `Db`'s error stats.
+    fn observe(&self, err: DbErr) -> DbErr {
+        match &self.inner.db {
+            Some(db) => db.observe(err),
+            None => err,
+        }
+    }
 }
 
 fn record(db: Option<&Db>, err: OpsError) -> OpsError {
@@ -380,19 +388,31 @@ impl ConnectionTrait for Session {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.txn()?.execute_raw(stmt).await
+        self.txn()?
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.txn()?.execute_unprepared(sql).await
+        self.txn()?
+            .execute_unprepared(sql)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.txn()?.query_one_raw(stmt).await
+        self.txn()?
+            .query_one_raw(stmt)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.txn()?.query_all_raw(stmt).await
+        self.txn()?
+            .query_all_raw(stmt)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     fn support_returning(&self) -> bool {
