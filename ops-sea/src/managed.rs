@@ -133,20 +133,31 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: From<OpsError>,
 {
+    // One deadline covers the BEGIN and the work, so a session never runs past its timeout.
+    let deadline = options
+        .timeout
+        .map(|limit| tokio::time::Instant::now() + limit);
     let session = match (source.__source(), options.propagation) {
         (Source::Session(current), Propagation::Required) => {
             // Joined: the outer owner commits or rolls back; the work's error reaches it.
             return bounded(&options, current, work(current.clone())).await;
         }
         (Source::Session(current), Propagation::Nested) => {
-            current.nested().await.map_err(E::from)?
+            begin_within(&options, deadline, current.db(), current.nested())
+                .await
+                .map_err(E::from)?
         }
         (Source::Session(current), _) => match current.db() {
             Some(db) => {
                 fail_fast_if_no_second_connection(db, current)?;
-                Session::begin(db, &options, origin)
-                    .await
-                    .map_err(E::from)?
+                begin_within(
+                    &options,
+                    deadline,
+                    Some(db),
+                    Session::begin(db, &options, origin),
+                )
+                .await
+                .map_err(E::from)?
             }
             None => {
                 return Err(E::from(OpsError::new(
@@ -159,14 +170,56 @@ where
                 )));
             }
         },
-        (Source::Db(db), _) => Session::begin(db, &options, origin)
-            .await
-            .map_err(E::from)?,
-        (Source::Connection(conn), _) => Session::begin_on_connection(conn, &options, origin)
-            .await
-            .map_err(E::from)?,
+        (Source::Db(db), _) => begin_within(
+            &options,
+            deadline,
+            Some(db),
+            Session::begin(db, &options, origin),
+        )
+        .await
+        .map_err(E::from)?,
+        (Source::Connection(conn), _) => begin_within(
+            &options,
+            deadline,
+            None,
+            Session::begin_on_connection(conn, &options, origin),
+        )
+        .await
+        .map_err(E::from)?,
     };
-    drive(session, &options, work).await
+    drive(session, deadline.zip(options.timeout), work).await
+}
+
+/// A session's timeout bounds its `BEGIN` too. On a half-open connection (a network that drops
+/// packets, a server that hangs) the `BEGIN` is never answered and nothing else bounds it: the
+/// pool timeout covers only the wait for a connection, and sqlx sets no socket timeout. A
+/// `BEGIN` abandoned here leaves its connection to the pool's reset-on-return.
+async fn begin_within(
+    options: &SessionOptions,
+    deadline: Option<tokio::time::Instant>,
+    db: Option<&Db>,
+    begin: impl Future<Output = Result<Session, OpsError>>,
+) -> Result<Session, OpsError> {
+    let (Some(deadline), Some(limit)) = (deadline, options.timeout) else {
+        return begin.await;
+    };
+    match tokio::time::timeout_at(deadline, begin).await {
+        Ok(result) => result,
+        Err(_) => {
+            let name = options.name.as_deref().unwrap_or("session");
+            let err = OpsError::new(
+                ErrorCategory::Retryable(RetryReason::StatementTimeout),
+                format!(
+                    "session '{name}' could not begin within its timeout of {limit:?}: the \
+                     database or the network did not answer; check the database's health"
+                ),
+            );
+            Err(match db {
+                Some(db) => db.record(err),
+                None => err,
+            })
+        }
+    }
 }
 
 /// A joined call still honours its own timeout, but leaves commit and rollback to the owner.
@@ -211,7 +264,11 @@ enum Outcome<T, E> {
 }
 
 /// Runs the work on an owned session and finishes it.
-async fn drive<T, E, F, Fut>(session: Session, options: &SessionOptions, work: F) -> Result<T, E>
+async fn drive<T, E, F, Fut>(
+    session: Session,
+    timeout: Option<(tokio::time::Instant, Duration)>,
+    work: F,
+) -> Result<T, E>
 where
     F: FnOnce(Session) -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -220,9 +277,9 @@ where
     session.mark_managed();
     let guarded = AssertUnwindSafe(work(session.clone())).catch_unwind();
     let limited = async {
-        match options.timeout {
+        match timeout {
             None => guarded.await.map_or_else(Outcome::Panicked, Outcome::Done),
-            Some(limit) => match tokio::time::timeout(limit, guarded).await {
+            Some((deadline, limit)) => match tokio::time::timeout_at(deadline, guarded).await {
                 Ok(result) => result.map_or_else(Outcome::Panicked, Outcome::Done),
                 Err(_) => Outcome::TimedOut(limit),
             },
@@ -250,8 +307,7 @@ where
         }
         Outcome::TimedOut(limit) => {
             let err = timeout_error(&session, limit);
-            stop_running_statement(&session).await;
-            rollback_bounded(session).await;
+            finish_in_background(session);
             Err(E::from(err))
         }
         Outcome::Cancelled => {
@@ -265,11 +321,20 @@ where
                 ),
             );
             let err = record(&session, err);
-            stop_running_statement(&session).await;
-            rollback_bounded(session).await;
+            finish_in_background(session);
             Err(E::from(err))
         }
     }
+}
+
+/// Stops what a timed-out or cancelled session is running and rolls it back, without keeping the
+/// caller waiting: on a dead network the rollback itself may hang until its grace runs out, and
+/// the pool's reset-on-return already guarantees the connection comes back clean.
+fn finish_in_background(session: Session) {
+    tokio::spawn(async move {
+        stop_running_statement(&session).await;
+        rollback_bounded(session).await;
+    });
 }
 
 fn timeout_error(session: &Session, limit: Duration) -> OpsError {

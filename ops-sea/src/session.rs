@@ -175,8 +175,12 @@ impl Session {
     /// may or may not be committed, and only the caller can find out which.
     pub async fn commit(self) -> Result<(), OpsError> {
         let (txn, ticket, db) = self.take("commit")?;
+        // If this future is dropped while the COMMIT is in flight, the guard counts the session
+        // as rolled back: SeaORM queues a ROLLBACK, which is a no-op if the COMMIT got through.
+        // It is a cancellation, not a leak, so it must not count as dropped unfinished.
+        let mut guard = CommitGuard(ticket);
         let result = txn.commit().await;
-        finish(ticket, &result, SessionOutcome::Committed);
+        finish(guard.0.take(), &result, SessionOutcome::Committed);
         result.map_err(|e| {
             let err = OpsError::from(e);
             let err = match err.category() {
@@ -313,6 +317,21 @@ fn finish(ticket: Option<SessionTicket>, result: &Result<(), DbErr>, on_success:
         } else {
             SessionOutcome::RolledBack
         });
+    }
+}
+
+/// Finishes a ticket as rolled back when a commit is abandoned mid-flight.
+struct CommitGuard(Option<SessionTicket>);
+
+impl Drop for CommitGuard {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.0.take() {
+            tracing::debug!(
+                session = ticket.name(),
+                "commit cancelled while in flight; its outcome is unknown to this caller"
+            );
+            ticket.finish(SessionOutcome::RolledBack);
+        }
     }
 }
 

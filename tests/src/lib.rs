@@ -16,8 +16,10 @@ use std::fmt;
 use std::future::IntoFuture;
 use std::time::Duration;
 
+pub mod bank;
 mod ctx;
 pub mod fixtures;
+pub mod proxy;
 
 pub use ctx::TestDb;
 
