@@ -10,6 +10,11 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 /// An executor of statements: `&Db`, `&Session`, or any SeaORM connection or transaction.
 pub trait Executor: ConnectionTrait + Send + Sync {
     /// The error stats to record failures in, when the executor belongs to a `Db`.
+    ///
+    /// An executor that returns a recorder here must record every error of its own statements
+    /// itself (as `Db` and `Session` do), exactly once. Repositories rely on that: they record
+    /// only the errors that did not come from the executor's statements (`NotFound`, invalid
+    /// sort columns, SeaORM's own checks), so that each failure is counted once.
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
         None
     }
