@@ -14,8 +14,8 @@ pub mod stats;
 pub mod tracker;
 
 pub use category::{Categorize, Classification, ErrorCategory, IntegrityKind, RetryReason};
+pub use health::{HealthReport, HealthStatus};
 pub use options::{Isolation, Propagation, SessionOptions};
 pub use page::{InvalidPageRequest, Page, PageRequest, Sort, SortDirection};
-pub use health::{HealthReport, HealthStatus};
 pub use retry::{RetryPolicy, retry};
 pub use stats::{CriticalEvent, CriticalKind, ErrorStats, ErrorStatsRecorder};

@@ -5,21 +5,53 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("ops-sea needs at least one backend feature: `sqlite`, `postgres` or `mysql`");
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+#[cfg(feature = "axum")]
+pub mod axum;
+pub mod blocking;
 pub mod classify;
+mod db;
 mod error;
 mod executor;
+mod health;
+mod macro_support;
+mod maintenance;
+mod managed;
+mod pool;
+pub mod repo;
+mod session;
+#[cfg(feature = "sqlite")]
+mod sqlite_ffi;
 
+pub use db::{Db, DbBuilder};
 pub use error::{ErrorContext, OpsError};
 pub use executor::Executor;
+pub use maintenance::{MaintenanceConfig, MaintenanceHandle, OptimizeReport};
+pub use managed::{SessionSource, run_managed};
+pub use ops_core::config::{DbConfig, SslMode};
+pub use ops_core::health::{HealthReport, HealthStatus, PoolStatus};
+pub use ops_core::page::{Page, PageRequest, Sort, SortDirection};
+pub use ops_core::stats::{CriticalEvent, CriticalKind, ErrorStats};
+pub use ops_core::tracker::SessionStats;
 pub use ops_core::{
     Categorize, Classification, ErrorCategory, IntegrityKind, Isolation, Propagation, RetryReason,
     SessionOptions,
 };
+pub use ops_core::{RetryPolicy, retry};
+pub use ops_derive::Ops;
+pub use ops_derive::{db_retry, managed_session};
+pub use pool::PoolState;
+pub use repo::Repository;
+pub use session::Session;
 
 /// Everything a user of ops needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Categorize, ErrorCategory, IntegrityKind, Isolation, OpsError, Propagation, RetryReason,
-        SessionOptions,
+        Categorize, Db, ErrorCategory, IntegrityKind, Isolation, OpsError, Propagation,
+        RetryReason, Session, SessionOptions, SessionSource,
     };
+    pub use crate::{Ops, Page, PageRequest, Repository};
+    pub use crate::{RetryPolicy, db_retry, managed_session, retry};
 }

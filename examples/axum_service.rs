@@ -1,0 +1,353 @@
+//! A small HTTP API over two related entities, projects and their tasks, with a session per
+//! request, `OpsError` answered as JSON with the right status, and a health endpoint.
+//!
+//! ```sh
+//! cargo run -p ops-examples --example axum_service                 # serves on 127.0.0.1:3000
+//! cargo run -p ops-examples --example axum_service -- --self-test  # calls itself, then exits
+//! ```
+//!
+//! `PORT` changes the port; `OPS_SELF_TEST=1` is the same as `--self-test`.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /projects` `{"name"}` | 201 with the project; 409 when the name is taken |
+//! | `GET /projects?page=&size=` | a page of projects |
+//! | `GET /projects/{id}` | the project with its tasks; 404 |
+//! | `DELETE /projects/{id}` | deletes its tasks and the project in one transaction; 204 |
+//! | `POST /projects/{id}/tasks` `{"title"}` | 201 with the task; 404 when the project is absent |
+//! | `PATCH /tasks/{id}` `{"title"?, "done"?}` | the task as updated |
+//! | `GET /health` | the health report; 503 when unhealthy |
+//! | `GET /stats` | session and error counters |
+
+// Each example uses only part of the shared module.
+#[allow(dead_code)]
+mod common;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use ops_sea::axum::{RequestSession, SessionLayer, health};
+use ops_sea::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub mod project {
+    use ops_sea::Ops;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Ops, serde::Serialize)]
+    #[sea_orm(table_name = "svc_projects")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        #[sea_orm(unique)]
+        pub name: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {
+        #[sea_orm(has_many = "super::task::Entity")]
+        Task,
+    }
+
+    impl Related<super::task::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Task.def()
+        }
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod task {
+    use ops_sea::Ops;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Ops, serde::Serialize)]
+    #[sea_orm(table_name = "svc_tasks")]
+    #[ops(list_by(project_id))]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub project_id: i32,
+        pub title: String,
+        pub done: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {
+        #[sea_orm(
+            belongs_to = "super::project::Entity",
+            from = "Column::ProjectId",
+            to = "super::project::Column::Id",
+            on_delete = "Cascade"
+        )]
+        Project,
+    }
+
+    impl Related<super::project::Entity> for Entity {
+        fn to() -> RelationDef {
+            Relation::Project.def()
+        }
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Children before parents, for dropping.
+const TABLES: [&str; 2] = ["svc_tasks", "svc_projects"];
+
+type ApiResult<T> = Result<T, OpsError>;
+
+#[derive(Deserialize)]
+struct NewProject {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct NewTask {
+    title: String,
+}
+
+#[derive(Deserialize)]
+struct TaskChanges {
+    title: Option<String>,
+    done: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    page: Option<u64>,
+    size: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ProjectWithTasks {
+    #[serde(flatten)]
+    project: project::Model,
+    tasks: Vec<task::Model>,
+}
+
+#[derive(Serialize)]
+struct ProjectPage {
+    items: Vec<project::Model>,
+    page: u64,
+    pages: u64,
+    total: u64,
+}
+
+async fn create_project(
+    tx: RequestSession,
+    Json(input): Json<NewProject>,
+) -> ApiResult<(StatusCode, Json<project::Model>)> {
+    let created = project::Ops::create(&tx, project::New { name: input.name }).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn list_projects(tx: RequestSession, Query(paging): Query<Paging>) -> ApiResult<Response> {
+    let request = PageRequest::new(paging.page.unwrap_or(1), paging.size.unwrap_or(20)).asc("name");
+    if let Err(invalid) = request.validate() {
+        return Ok((StatusCode::BAD_REQUEST, invalid.0).into_response());
+    }
+    let page = project::Ops::list(&tx, request).await?;
+    let pages = page.pages();
+    Ok(Json(ProjectPage {
+        items: page.items,
+        page: page.page,
+        pages,
+        total: page.total,
+    })
+    .into_response())
+}
+
+async fn get_project(tx: RequestSession, Path(id): Path<i32>) -> ApiResult<Json<ProjectWithTasks>> {
+    // Both reads run in the request's one session: a consistent pair on every backend that gives
+    // a transaction a snapshot.
+    let project = project::Ops::get(&tx, id).await?;
+    let tasks = task::Ops::list_by_project_id(&tx, id).await?;
+    Ok(Json(ProjectWithTasks { project, tasks }))
+}
+
+async fn delete_project(tx: RequestSession, Path(id): Path<i32>) -> ApiResult<StatusCode> {
+    let tasks = task::Ops::list_by_project_id(&tx, id).await?;
+    task::Ops::delete_many(&tx, tasks.into_iter().map(|t| t.id)).await?;
+    if project::Ops::delete(&tx, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        // 404 rolls back the task deletions above along with everything else.
+        Err(OpsError::not_found("project", "delete", id))
+    }
+}
+
+async fn create_task(
+    tx: RequestSession,
+    Path(project_id): Path<i32>,
+    Json(input): Json<NewTask>,
+) -> ApiResult<(StatusCode, Json<task::Model>)> {
+    // A clear 404 for a missing project, rather than the foreign key's 422.
+    project::Ops::get(&tx, project_id).await?;
+    let created = task::Ops::create(
+        &tx,
+        task::New {
+            project_id,
+            title: input.title,
+            done: false,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn update_task(
+    tx: RequestSession,
+    Path(id): Path<i32>,
+    Json(changes): Json<TaskChanges>,
+) -> ApiResult<Json<task::Model>> {
+    let patch = task::Patch {
+        title: changes.title,
+        done: changes.done,
+        ..Default::default()
+    };
+    Ok(Json(task::Ops::update(&tx, id, patch).await?))
+}
+
+async fn stats(State(db): State<Db>) -> Json<serde_json::Value> {
+    let sessions = db.session_stats();
+    let errors = db.error_stats();
+    Json(json!({
+        "sessions": {
+            "opened": sessions.opened,
+            "committed": sessions.committed,
+            "rolled_back": sessions.rolled_back,
+            "active": sessions.active,
+        },
+        "errors": errors.by_category,
+    }))
+}
+
+fn app(db: &Db) -> Router {
+    Router::new()
+        .route("/projects", get(list_projects).post(create_project))
+        .route("/projects/{id}", get(get_project).delete(delete_project))
+        .route("/projects/{id}/tasks", axum::routing::post(create_task))
+        .route("/tasks/{id}", axum::routing::patch(update_task))
+        .layer(SessionLayer::new(db.clone()))
+        .route("/health", get(health))
+        .route("/stats", get(stats))
+        .with_state(db.clone())
+}
+
+/// Calls the running API and checks each answer; returns how many checks failed.
+async fn self_test(addr: SocketAddr) -> std::io::Result<usize> {
+    let mut failures = 0;
+    let mut call =
+        async |method: &str, path: &str, body: Option<serde_json::Value>, expect: u16| {
+            let reply = common::request(addr, method, path, body).await?;
+            let mark = if reply.status == expect { "ok " } else { "BAD" };
+            println!(
+                "{mark} {method:6} {path:24} -> {} {}",
+                reply.status, reply.body
+            );
+            if reply.status != expect {
+                failures += 1;
+            }
+            Ok::<_, std::io::Error>(reply)
+        };
+    let created = call("POST", "/projects", Some(json!({"name": "launch"})), 201).await?;
+    let id = serde_json::from_str::<serde_json::Value>(&created.body)
+        .ok()
+        .and_then(|v| v["id"].as_i64())
+        .unwrap_or(0);
+    call("POST", "/projects", Some(json!({"name": "launch"})), 409).await?;
+    call("POST", "/projects", Some(json!({"name": "docs"})), 201).await?;
+    let tasks = format!("/projects/{id}/tasks");
+    let first = call(
+        "POST",
+        &tasks,
+        Some(json!({"title": "write the plan"})),
+        201,
+    )
+    .await?;
+    call("POST", &tasks, Some(json!({"title": "ship it"})), 201).await?;
+    call(
+        "POST",
+        "/projects/9999/tasks",
+        Some(json!({"title": "lost"})),
+        404,
+    )
+    .await?;
+    let task_id = serde_json::from_str::<serde_json::Value>(&first.body)
+        .ok()
+        .and_then(|v| v["id"].as_i64())
+        .unwrap_or(0);
+    let task = format!("/tasks/{task_id}");
+    call("PATCH", &task, Some(json!({"done": true})), 200).await?;
+    call("GET", &format!("/projects/{id}"), None, 200).await?;
+    call("GET", "/projects?page=1&size=10", None, 200).await?;
+    call("GET", "/projects?page=0", None, 400).await?;
+    call("DELETE", &format!("/projects/{id}"), None, 204).await?;
+    call("GET", &format!("/projects/{id}"), None, 404).await?;
+    call("DELETE", &format!("/projects/{id}"), None, 404).await?;
+    call("GET", "/health", None, 200).await?;
+    call("GET", "/stats", None, 200).await?;
+    Ok(failures)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let self_testing = std::env::args().any(|a| a == "--self-test")
+        || std::env::var("OPS_SELF_TEST").is_ok_and(|v| v == "1");
+    let example = common::open("axum_service", |_| {}).await?;
+    let db = example.db.clone();
+    common::drop_tables(&db, &TABLES).await?;
+    common::create_table(&db, project::Entity).await?;
+    common::create_table(&db, task::Entity).await?;
+
+    let port = if self_testing {
+        0
+    } else {
+        match std::env::var("PORT") {
+            Ok(port) => port
+                .parse()
+                .map_err(|e| format!("PORT={port} is not a port number: {e}"))?,
+            Err(_) => 3000,
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app(&db))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    println!("listening on http://{addr}");
+
+    let failures = if self_testing {
+        let failures = self_test(addr).await?;
+        let s = db.session_stats();
+        println!(
+            "sessions: opened {}, committed {}, rolled back {}, active {}",
+            s.opened, s.committed, s.rolled_back, s.active
+        );
+        failures
+    } else {
+        println!("press Ctrl-C to stop");
+        tokio::signal::ctrl_c().await?;
+        0
+    };
+    let _ = stop.send(());
+    server.await??;
+    example.finish(&TABLES).await?;
+    if failures > 0 {
+        return Err(format!("{failures} self-test check(s) failed").into());
+    }
+    Ok(())
+}

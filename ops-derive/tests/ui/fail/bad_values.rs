@@ -1,0 +1,18 @@
+use ops_sea::Ops;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Ops)]
+#[sea_orm(table_name = "conversations")]
+#[ops(name = "not an ident", crate = "::not a path", list_by(sesion_id, id))]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub session_id: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+fn main() {}

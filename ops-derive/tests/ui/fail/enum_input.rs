@@ -1,0 +1,8 @@
+use ops_sea::Ops;
+
+#[derive(Ops)]
+pub enum Model {
+    A,
+}
+
+fn main() {}

@@ -1,0 +1,677 @@
+//! The axum integration: a session per request, `OpsError` as a response, and a health handler.
+//!
+//! [`SessionLayer`] gives every request a lazy [`RequestSession`]. The first statement run through
+//! it (or the first call of [`RequestSession::session`]) begins a tracked [`Session`]; every later
+//! use in the same request, in a middleware or in the handler, gets that same session. When the
+//! response is ready the layer finishes the session: it commits when the status is a success or a
+//! redirection (2xx, 3xx), and rolls back otherwise. A request that never touches its session
+//! never opens one, so routes that read nothing cost no transaction.
+//!
+//! ```no_run
+//! use axum::{Router, routing::{get, post}};
+//! use ops_sea::axum::{RequestSession, SessionLayer, health};
+//! use ops_sea::prelude::*;
+//! use sea_orm::ConnectionTrait;
+//!
+//! async fn touch(tx: RequestSession) -> Result<&'static str, OpsError> {
+//!     // The first statement begins the request's session; the layer commits it after this
+//!     // handler returns `Ok` (a 200), and rolls it back after an `Err` (its error status).
+//!     tx.execute_unprepared("UPDATE items SET hits = hits + 1").await?;
+//!     Ok("touched")
+//! }
+//!
+//! # async fn demo() -> Result<(), OpsError> {
+//! let db = Db::connect_from_env().await?;
+//! let app: Router = Router::new()
+//!     .route("/touch", post(touch))
+//!     .layer(SessionLayer::new(db.clone()))
+//!     .route("/health", get(health).with_state(db));
+//! # drop(app);
+//! # Ok(()) }
+//! ```
+//!
+//! Generated repositories take a `&RequestSession` as their executor like any other
+//! (`conversation::Ops::get(&tx, id)`), and `#[managed_session]` functions take the session
+//! itself: `rename(tx.session().await?, id)`.
+//!
+//! [`OpsError`] implements [`IntoResponse`], so handlers return `Result<_, OpsError>` and `?`
+//! their database calls; [`status_for`] lists the mapping. The body is JSON with the category and
+//! the [`user_message`](OpsError::user_message), never SQL, parameters or credentials; the full
+//! error goes to the log.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use ::axum::body::Body;
+use ::axum::extract::{FromRequestParts, MatchedPath, State};
+use ::axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use ::axum::http::request::Parts;
+use ::axum::http::{Method, Request, StatusCode, Uri};
+use ::axum::response::{IntoResponse, Response};
+use ops_core::health::HealthReport;
+use ops_core::stats::ErrorStatsRecorder;
+use ops_core::{ErrorCategory, IntegrityKind, SessionOptions};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, IsolationLevel,
+    QueryResult, Statement, TransactionError, TransactionTrait,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{Db, Executor, OpsError, Session};
+
+/// Seconds a client is asked to wait before repeating a request that failed with a transient
+/// error (a serialization failure, a deadlock, a busy pool): such conflicts usually clear at once.
+pub const RETRY_AFTER_RETRYABLE_SECS: u32 = 1;
+
+/// Seconds a client is asked to wait before repeating a request that failed because the database
+/// is unreachable: a restart or failover takes longer than a conflict.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u32 = 5;
+
+// ---------------------------------------------------------------------------------------------
+// The layer
+// ---------------------------------------------------------------------------------------------
+
+/// A tower layer giving each request a lazy [`RequestSession`], committed on a 2xx or 3xx
+/// response and rolled back on any other.
+///
+/// Add it with `Router::layer` *after* (outside) any middleware that uses the session, so that it
+/// wraps them: axum runs the layer added last first.
+///
+/// ```no_run
+/// # use ops_sea::{Db, SessionOptions, Isolation};
+/// # fn demo(db: Db) {
+/// use ops_sea::axum::SessionLayer;
+///
+/// let layer = SessionLayer::new(db)
+///     .options(SessionOptions::new().isolation(Isolation::RepeatableRead));
+/// # drop(layer);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SessionLayer {
+    config: Arc<LayerConfig>,
+}
+
+struct LayerConfig {
+    db: Db,
+    options: SessionOptions,
+    /// Where the layer was built: the origin of every session it opens, so a leaked or slow
+    /// request session names the router that opened it.
+    origin: &'static Location<'static>,
+}
+
+impl SessionLayer {
+    /// A layer opening sessions on `db` with default options. Each session is named after the
+    /// request's method and route (`POST /items/{id}`) unless [`options`](Self::options) names it.
+    #[track_caller]
+    pub fn new(db: Db) -> SessionLayer {
+        SessionLayer {
+            config: Arc::new(LayerConfig {
+                db,
+                options: SessionOptions::default(),
+                origin: Location::caller(),
+            }),
+        }
+    }
+
+    /// Sets the options every request session begins with: isolation, read-only, timeout, a
+    /// name. Propagation does not apply: a request session is always a new transaction.
+    pub fn options(self, options: SessionOptions) -> SessionLayer {
+        SessionLayer {
+            config: Arc::new(LayerConfig {
+                db: self.config.db.clone(),
+                options,
+                origin: self.config.origin,
+            }),
+        }
+    }
+
+    /// The `Db` sessions are opened on.
+    pub fn db(&self) -> &Db {
+        &self.config.db
+    }
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("options", &self.config.options)
+            .field("origin", &format_args!("{}", self.config.origin))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> SessionService<S> {
+        SessionService {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around a route: it inserts the request's
+/// [`RequestSession`], runs the route, and commits or rolls back by the response's status.
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    config: Arc<LayerConfig>,
+}
+
+impl<S> fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("options", &self.config.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for SessionService<S>
+where
+    S: Service<Request<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let slot = RequestSession::new(
+            Arc::clone(&self.config),
+            request.method().clone(),
+            request.extensions().get::<MatchedPath>().cloned(),
+            request.uri().clone(),
+        );
+        request.extensions_mut().insert(slot.clone());
+        // The clone that was polled ready is the one that must serve this call; a fresh clone
+        // stays behind for the next one (tower's documented pattern for `Clone` services).
+        let fresh = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, fresh);
+        Box::pin(async move {
+            let response = match ready.call(request).await {
+                Ok(response) => response.into_response(),
+                Err(never) => match never {},
+            };
+            Ok(slot.finish(response).await)
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The extractor
+// ---------------------------------------------------------------------------------------------
+
+/// The request's session, begun on first use and finished by [`SessionLayer`].
+///
+/// Extract it in handlers and in `axum::middleware::from_fn` middleware; every extraction in one
+/// request shares the same session. Use it directly as an executor (it implements SeaORM's
+/// `ConnectionTrait` and `TransactionTrait`, and [`Executor`], so repositories and SeaORM queries
+/// take `&tx`), or call [`session`](Self::session) for the `&Session` that `#[managed_session]`
+/// functions take.
+///
+/// The session is finished before the response is sent, so a streaming response body cannot
+/// use it. Keep it inside the request: a handle still alive when the response is ready (moved into a
+/// spawned task, say) means the request's work cannot be known finished, so the layer commits
+/// nothing, answers 500, and the session rolls back when that handle is dropped. Background work
+/// opens a session of its own with `db.session()`.
+///
+/// Without a [`SessionLayer`] around the route, extraction fails with a 500 whose logged detail
+/// says to add one.
+#[derive(Clone)]
+pub struct RequestSession {
+    inner: Arc<SlotInner>,
+}
+
+struct SlotInner {
+    config: Arc<LayerConfig>,
+    method: Method,
+    route: Option<MatchedPath>,
+    uri: Uri,
+    session: tokio::sync::OnceCell<Session>,
+    /// Set by the layer once the response is ready: a handle that outlived the request must not
+    /// begin a session nobody will finish.
+    closed: AtomicBool,
+}
+
+impl RequestSession {
+    fn new(
+        config: Arc<LayerConfig>,
+        method: Method,
+        route: Option<MatchedPath>,
+        uri: Uri,
+    ) -> RequestSession {
+        RequestSession {
+            inner: Arc::new(SlotInner {
+                config,
+                method,
+                route,
+                uri,
+                session: tokio::sync::OnceCell::new(),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The request's session, begun now if this is its first use.
+    ///
+    /// Concurrent first uses in one request wait for a single begin. Fails when the session
+    /// cannot begin (the pool is exhausted, the database is down), or when the request already
+    /// has its response.
+    pub async fn session(&self) -> Result<&Session, OpsError> {
+        // Checked on every use, not only the first: after the response, the session belongs to
+        // nobody, and statements run on it would be rolled back without anyone knowing.
+        self.ensure_open()?;
+        self.inner.session.get_or_try_init(|| self.begin()).await
+    }
+
+    /// Whether the request's session has begun.
+    pub fn is_begun(&self) -> bool {
+        self.inner.session.initialized()
+    }
+
+    /// The `Db` the session is (or will be) opened on.
+    pub fn db(&self) -> &Db {
+        &self.inner.config.db
+    }
+
+    async fn begin(&self) -> Result<Session, OpsError> {
+        self.ensure_open()?;
+        let config = &self.inner.config;
+        let mut options = config.options.clone();
+        if options.name.is_none() {
+            let path = match &self.inner.route {
+                Some(route) => route.as_str(),
+                None => self.inner.uri.path(),
+            };
+            options = options.name(format!("{} {path}", self.inner.method));
+        }
+        let session = Session::begin(&config.db, &options, config.origin).await?;
+        // Dropping the request's future (a client that went away, a timeout layer) rolls the
+        // session back; that is a cancellation, not a leak to warn about.
+        session.mark_managed();
+        if self.inner.closed.load(Ordering::SeqCst) {
+            // The response was finished while this handle was beginning: nobody would commit.
+            if let Err(err) = session.rollback().await {
+                tracing::debug!(error = %err, "rolling back a session begun too late failed");
+            }
+            return Err(self.closed_error());
+        }
+        Ok(session)
+    }
+
+    fn ensure_open(&self) -> Result<(), OpsError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(self.closed_error());
+        }
+        Ok(())
+    }
+
+    fn closed_error(&self) -> OpsError {
+        OpsError::new(
+            ErrorCategory::Programming,
+            format!(
+                "the request session of {} {} was used after the request finished; background \
+                 work must open a session of its own with db.session()",
+                self.inner.method,
+                self.inner.uri.path()
+            ),
+        )
+    }
+
+    /// Commits or rolls back the session once the route has answered, and returns the response
+    /// to send.
+    async fn finish(self, response: Response) -> Response {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(shared) => return escaped(&shared),
+        };
+        let Some(session) = inner.session.into_inner() else {
+            return response;
+        };
+        let status = response.status();
+        if status.is_success() || status.is_redirection() {
+            match session.commit().await {
+                Ok(()) => response,
+                // The route's answer claimed success, but nothing was saved (or, for
+                // `CommitUnknown`, may not have been): the client must see the failure.
+                Err(err) => err.into_response(),
+            }
+        } else {
+            let name = session.name().to_owned();
+            if let Err(err) = session.rollback().await {
+                // The response already says the request failed; a failed rollback leaves the
+                // connection to the pool's reset-on-return.
+                tracing::warn!(session = %name, error = %err, "request session rollback failed");
+            }
+            response
+        }
+    }
+}
+
+/// The answer when a handle to the request session outlived the request.
+fn escaped(shared: &SlotInner) -> Response {
+    let begun = shared.session.initialized();
+    let err = OpsError::new(
+        ErrorCategory::Programming,
+        format!(
+            "a handle to the request session of {} {} was still alive when the response was \
+             ready (moved into a spawned task or stored?), so the request's work was not \
+             committed{}; keep RequestSession inside the request and open a session of its own \
+             with db.session() for background work",
+            shared.method,
+            shared.uri.path(),
+            if begun {
+                " and rolls back when that handle is dropped"
+            } else {
+                ""
+            }
+        ),
+    );
+    shared.config.db.record(err).into_response()
+}
+
+impl fmt::Debug for RequestSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSession")
+            .field("method", &self.inner.method)
+            .field("path", &self.inner.uri.path())
+            .field("session", &self.inner.session.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestSession {
+    type Rejection = OpsError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, OpsError> {
+        parts
+            .extensions
+            .get::<RequestSession>()
+            .cloned()
+            .ok_or_else(|| {
+                OpsError::new(
+                    ErrorCategory::Programming,
+                    format!(
+                        "no request session for {} {}: add `.layer(ops_sea::axum::SessionLayer::\
+                         new(db))` to the router, after (outside) the middleware that extracts \
+                         RequestSession",
+                        parts.method,
+                        parts.uri.path()
+                    ),
+                )
+            })
+    }
+}
+
+/// A begin failure as the `DbErr` a `ConnectionTrait` method must return. The driver's own error
+/// is kept when there is one, so the classification (and the repository's rule that statement
+/// errors were already counted) stays the same.
+fn to_db_err(err: OpsError) -> DbErr {
+    match err.db_err() {
+        Some(db_err) => db_err.clone(),
+        None => DbErr::Custom(err.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for RequestSession {
+    fn get_database_backend(&self) -> DbBackend {
+        self.db().backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.session()
+            .await
+            .map_err(to_db_err)?
+            .execute_raw(stmt)
+            .await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.session()
+            .await
+            .map_err(to_db_err)?
+            .execute_unprepared(sql)
+            .await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.session()
+            .await
+            .map_err(to_db_err)?
+            .query_one_raw(stmt)
+            .await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.session()
+            .await
+            .map_err(to_db_err)?
+            .query_all_raw(stmt)
+            .await
+    }
+
+    fn support_returning(&self) -> bool {
+        self.db().connection().support_returning()
+    }
+}
+
+/// `begin` opens a savepoint inside the request's session, as on [`Session`].
+#[async_trait::async_trait]
+impl TransactionTrait for RequestSession {
+    type Transaction = DatabaseTransaction;
+
+    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.session().await.map_err(to_db_err)?.begin().await
+    }
+
+    async fn begin_with_config(
+        &self,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.session()
+            .await
+            .map_err(to_db_err)?
+            .begin_with_config(isolation_level, access_mode)
+            .await
+    }
+
+    async fn begin_with_options(
+        &self,
+        options: sea_orm::TransactionOptions,
+    ) -> Result<DatabaseTransaction, DbErr> {
+        self.session()
+            .await
+            .map_err(to_db_err)?
+            .begin_with_options(options)
+            .await
+    }
+
+    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        self.session()
+            .await
+            .map_err(|e| TransactionError::Connection(to_db_err(e)))?
+            .transaction(callback)
+            .await
+    }
+
+    async fn transaction_with_config<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        self.session()
+            .await
+            .map_err(|e| TransactionError::Connection(to_db_err(e)))?
+            .transaction_with_config(callback, isolation_level, access_mode)
+            .await
+    }
+}
+
+impl Executor for RequestSession {
+    fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
+        Some(self.db().error_recorder())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors as responses
+// ---------------------------------------------------------------------------------------------
+
+/// The HTTP status an error of `category` answers with.
+///
+/// | category | status |
+/// | --- | --- |
+/// | `NotFound` | 404 Not Found |
+/// | `Integrity(Unique)` | 409 Conflict |
+/// | other `Integrity` | 422 Unprocessable Entity |
+/// | `Retryable`, `Unavailable` | 503 Service Unavailable, with `Retry-After` |
+/// | `CommitUnknown`, `MultipleResults`, `Programming`, `Configuration`, `Other` | 500 Internal Server Error |
+pub fn status_for(category: ErrorCategory) -> StatusCode {
+    match category {
+        ErrorCategory::NotFound => StatusCode::NOT_FOUND,
+        ErrorCategory::Integrity(IntegrityKind::Unique) => StatusCode::CONFLICT,
+        ErrorCategory::Integrity(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCategory::Retryable(_) | ErrorCategory::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The `Retry-After` seconds for `category`, for the statuses that carry one.
+fn retry_after(category: ErrorCategory) -> Option<u32> {
+    match category {
+        ErrorCategory::Retryable(_) => Some(RETRY_AFTER_RETRYABLE_SECS),
+        ErrorCategory::Unavailable => Some(RETRY_AFTER_UNAVAILABLE_SECS),
+        _ => None,
+    }
+}
+
+/// The JSON body of an error response.
+#[derive(serde::Serialize)]
+struct ErrorBody {
+    /// The category alone: `integrity`, `retryable`, `not_found`, ...
+    kind: &'static str,
+    /// The full category: `integrity(unique)`, `retryable(deadlock)`, ...
+    category: String,
+    /// The sentence for a person, free of SQL, parameters and credentials.
+    message: &'static str,
+    /// Whether repeating the request may succeed.
+    retryable: bool,
+}
+
+/// The status of [`status_for`], a `Retry-After` header for 503s, and a JSON body
+/// `{"kind", "category", "message", "retryable"}` built only from the category, so no SQL,
+/// parameter value or credential reaches the client. The full error is logged: at error level
+/// for a 500, warn for a 503, debug for a 4xx.
+impl IntoResponse for OpsError {
+    fn into_response(self) -> Response {
+        let category = self.category();
+        let status = status_for(category);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, "request failed with a database error");
+        } else if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed with a transient database error");
+        } else {
+            tracing::debug!(error = %self, "request failed with a database error");
+        }
+        let body = ErrorBody {
+            kind: category.kind(),
+            category: category.to_string(),
+            message: self.user_message(),
+            retryable: category.is_retryable(),
+        };
+        let mut response = json_response(status, &body);
+        if let Some(seconds) = retry_after(category) {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// `value` as a JSON response with `status`; a value that fails to serialize gives a bare 500.
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            let mut response = Response::new(Body::from(bytes));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serialize a JSON response body");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health
+// ---------------------------------------------------------------------------------------------
+
+/// A [`HealthReport`] as a response: the report as JSON, 200 when healthy or degraded, 503 when
+/// unhealthy, never cached.
+#[derive(Clone, Debug)]
+pub struct Health(pub HealthReport);
+
+impl IntoResponse for Health {
+    fn into_response(self) -> Response {
+        let status = if self.0.is_ok() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let mut response = json_response(status, &self.0);
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// A health handler: `db.health()` as JSON, 200 when healthy or degraded, 503 when unhealthy.
+///
+/// It takes the `Db` from the router's state (any state `Db` can be taken from with `FromRef`);
+/// on a router without state, give it its own: `.route("/health", get(health).with_state(db))`.
+/// The check is bounded by the connect timeout (at most 5 s), so it answers while the database
+/// hangs.
+pub async fn health(State(db): State<Db>) -> Health {
+    Health(db.health().await)
+}

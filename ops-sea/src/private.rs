@@ -1,0 +1,59 @@
+//! Paths that `#[derive(Ops)]` expansions name, as `::ops_sea::__private::…`. Not public API: it
+//! changes with the macro, in lockstep.
+//!
+//! Re-exporting SeaORM here lets generated code compile in a crate that renamed or never named
+//! `sea_orm` itself.
+
+pub use core::future::Future;
+pub use core::option::Option;
+pub use core::result::Result;
+
+pub use futures_util::stream::Stream;
+pub use sea_orm;
+pub use sea_orm::{ActiveModelBehavior, ActiveValue, EntityTrait, Select, TransactionTrait, Value};
+
+pub use crate::repo::{self, ColumnOf, Repository, find_by, list_by};
+pub use crate::{Executor, OpsError};
+pub use ops_core::page::{Page, PageRequest};
+
+// What `#[managed_session]` and `#[db_retry]` expansions call.
+pub use crate::macro_support::*;
+
+/// Converts a column value for a `find_by_*` or `list_by_*` condition.
+pub fn value<T: Into<Value>>(value: T) -> Value {
+    value.into()
+}
+
+/// The entity's name for error contexts: the last segment of the module that defines the model
+/// (`app::conversation` gives `conversation`), or the table name for a model at a crate's root.
+pub const fn entity_name(module_path: &'static str, table: &'static str) -> &'static str {
+    let bytes = module_path.as_bytes();
+    let mut i = bytes.len();
+    while i >= 2 {
+        if bytes[i - 1] == b':' && bytes[i - 2] == b':' {
+            let (_, tail) = bytes.split_at(i);
+            return match core::str::from_utf8(tail) {
+                Ok(name) => name,
+                Err(_) => table,
+            };
+        }
+        i -= 1;
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entity_name;
+
+    #[test]
+    fn entity_names_come_from_the_module() {
+        assert_eq!(
+            entity_name("app::models::conversation", "t"),
+            "conversation"
+        );
+        assert_eq!(entity_name("app", "conversations"), "conversations");
+        const NAME: &str = entity_name("a::b", "t");
+        assert_eq!(NAME, "b");
+    }
+}
