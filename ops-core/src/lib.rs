@@ -4,6 +4,8 @@
 //! This crate knows no database driver. `ops-sea` builds the SeaORM integration on it; another
 //! integration (sqlx, Diesel) could be built on it the same way.
 
+#![warn(missing_docs)]
+
 pub mod category;
 pub mod config;
 pub mod health;

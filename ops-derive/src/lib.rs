@@ -4,6 +4,8 @@
 //! generated code calls. Each macro lives in its own module, staged parse, model, validate and
 //! expand; this file holds only the entry points.
 
+#![warn(missing_docs)]
+
 mod errors;
 mod ops;
 mod retry;

@@ -2,6 +2,8 @@
 //!
 //! Users depend on this crate alone and write `use ops_sea::prelude::*;`.
 
+#![warn(missing_docs)]
+
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("ops-sea needs at least one backend feature: `sqlite`, `postgres` or `mysql`");
 

@@ -140,7 +140,7 @@ impl Db {
     }
 }
 
-async fn maintain(inner: Weak<DbInner>, config: MaintenanceConfig) {
+pub(crate) async fn maintain(inner: Weak<DbInner>, config: MaintenanceConfig) {
     let mut ticker = tokio::time::interval(config.sweep_every.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_optimize = Instant::now();

@@ -130,7 +130,7 @@ pub(crate) fn duration(
         }
         other => string(errors, key, other, "\"5s\"", span)?,
     };
-    match super::duration::parse_duration(&lit.value()) {
+    match ops_core::config::parse_duration(&lit.value()) {
         Ok(duration) if duration.is_zero() => {
             errors.spanned(
                 &lit,
