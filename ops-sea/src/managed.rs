@@ -18,6 +18,10 @@ use crate::{Db, OpsError, Session};
 /// reset-on-return.
 const ROLLBACK_GRACE: Duration = Duration::from_secs(2);
 
+/// How long the caller of a timed-out or cancelled session waits for its rollback before the
+/// rollback moves to a background task.
+const FINISH_IN_PLACE: Duration = Duration::from_millis(250);
+
 /// What a managed function accepts in its session's place: `&Db` opens a session, `&Session`
 /// joins it (or nests, or opens a new one, per the propagation), and a plain SeaORM
 /// `&DatabaseConnection` opens an untracked session.
@@ -307,7 +311,7 @@ where
         }
         Outcome::TimedOut(limit) => {
             let err = timeout_error(&session, limit);
-            finish_in_background(session);
+            stop_and_roll_back(session).await;
             Err(E::from(err))
         }
         Outcome::Cancelled => {
@@ -321,20 +325,28 @@ where
                 ),
             );
             let err = record(&session, err);
-            finish_in_background(session);
+            stop_and_roll_back(session).await;
             Err(E::from(err))
         }
     }
 }
 
-/// Stops what a timed-out or cancelled session is running and rolls it back, without keeping the
-/// caller waiting: on a dead network the rollback itself may hang until its grace runs out, and
-/// the pool's reset-on-return already guarantees the connection comes back clean.
-fn finish_in_background(session: Session) {
-    tokio::spawn(async move {
+/// Stops what a timed-out or cancelled session is running and rolls it back. On a healthy
+/// database that takes a round trip or two and finishes here, so the session is over when the
+/// caller sees the error. On a dead network the rollback may hang until its grace runs out: after
+/// `FINISH_IN_PLACE` it continues in a background task rather than keeping the caller waiting,
+/// and the pool's reset-on-return guarantees the connection comes back clean.
+async fn stop_and_roll_back(session: Session) {
+    let mut finish = Box::pin(async move {
         stop_running_statement(&session).await;
         rollback_bounded(session).await;
     });
+    if tokio::time::timeout(FINISH_IN_PLACE, &mut finish)
+        .await
+        .is_err()
+    {
+        tokio::spawn(finish);
+    }
 }
 
 fn timeout_error(session: &Session, limit: Duration) -> OpsError {
