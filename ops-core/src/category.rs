@@ -216,7 +216,7 @@ impl fmt::Display for IntegrityKind {
     }
 }
 
-/// An error that knows its category. `#[db_retry]` and [`retry`](crate::retry) require it of the
+/// An error that knows its category. `#[db_retry]` and [`retry`](crate::retry()) require it of the
 /// error type they see.
 pub trait Categorize {
     /// The category of this error.
