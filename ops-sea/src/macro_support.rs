@@ -121,7 +121,8 @@ where
     Fut: Future<Output = R> + 'a,
 {
     let run = crate::run_managed(source, options, origin, move |session: Session| {
-        let work = work(session);
+        // Boxed once: the session runner's wrappers then move a pointer, not the whole future.
+        let work = Box::pin(work(session));
         async move { work.await.into_result() }
     });
     async move { R::from_result(run.await) }
@@ -205,7 +206,8 @@ where
     Fut: Future<Output = R>,
 {
     let op = |attempt| {
-        let attempt = op(attempt);
+        // Boxed once: the retry loop and its wrappers then move a pointer, not the whole future.
+        let attempt = Box::pin(op(attempt));
         async move { attempt.await.into_result() }
     };
     let result = match source.__source() {
@@ -236,7 +238,8 @@ where
     Fut: Future<Output = R>,
 {
     let op = |attempt| {
-        let attempt = op(attempt);
+        // Boxed once: the retry loop and its wrappers then move a pointer, not the whole future.
+        let attempt = Box::pin(op(attempt));
         async move { attempt.await.into_result() }
     };
     R::from_result(ops_core::retry(&policy, op).await)

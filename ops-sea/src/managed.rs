@@ -279,7 +279,9 @@ where
     E: From<OpsError>,
 {
     session.mark_managed();
-    let guarded = AssertUnwindSafe(work(session.clone())).catch_unwind();
+    // Boxed once: the timeout, unwind and select wrappers then move a pointer rather than copying
+    // what may be a large future at each layer.
+    let guarded = AssertUnwindSafe(Box::pin(work(session.clone()))).catch_unwind();
     let limited = async {
         match timeout {
             None => guarded.await.map_or_else(Outcome::Panicked, Outcome::Done),

@@ -137,6 +137,13 @@ pub trait Repository: Sized + Send + Sync + 'static {
                 .count()
                 .max(1);
             let per_statement = (bind_limit(db.get_database_backend()) / columns).max(1);
+            if rows.len() <= per_statement {
+                // One statement is atomic on its own: no explicit transaction, no BEGIN and
+                // COMMIT round trips. Its errors are recorded by the executor.
+                return Ok(Self::Entity::insert_many(rows)
+                    .exec_without_returning(db)
+                    .await?);
+            }
             let txn = db.begin().await?;
             // Statements on `txn` bypass the executor, which therefore cannot record their
             // errors: record them here.
@@ -628,8 +635,13 @@ async fn count_rows<R: Repository, C: Executor>(
     db: &C,
     condition: Condition,
 ) -> Result<u64, OpsError> {
-    let count: Option<i64> = R::Entity::find()
-        .filter(condition)
+    let mut select = R::Entity::find();
+    // An empty condition renders as `WHERE TRUE`, which turns SQLite's constant-time `COUNT(*)`
+    // into a full table scan: leave it out.
+    if !condition.is_empty() {
+        select = select.filter(condition);
+    }
+    let count: Option<i64> = select
         .select_only()
         .expr_as(Expr::cust("COUNT(*)"), "ops_count")
         .into_tuple()
