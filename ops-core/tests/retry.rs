@@ -1,6 +1,8 @@
 //! The retry loop on tokio's paused clock: backoff, jitter, deadline, which categories are retried,
 //! what is logged, and what is recorded in the stats.
 
+mod support;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,8 +13,8 @@ use ops_core::{Categorize, ErrorCategory, IntegrityKind, RetryPolicy, RetryReaso
 use tokio::time::Instant;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::{Layer, Registry};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
 
 const DEADLOCK: ErrorCategory = ErrorCategory::Retryable(RetryReason::Deadlock);
 
@@ -308,9 +310,9 @@ impl<S: Subscriber> Layer<S> for Capture {
     }
 }
 
-fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
+fn capture() -> (Capture, support::Routed) {
     let capture = Capture::default();
-    let guard = tracing::subscriber::set_default(Registry::default().with(capture.clone()));
+    let guard = support::route(capture.clone());
     (capture, guard)
 }
 

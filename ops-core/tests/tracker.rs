@@ -1,6 +1,8 @@
 //! Behaviour of the session tracker: counters under concurrency, peak, leak warnings, long-running
 //! sessions and cancellation.
 
+mod support;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use ops_core::tracker::{SessionOutcome, SessionStats, SessionTicket, SessionTracker};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::layer::{Context, Layer};
 
 /// Bound on every wait for something that should happen at once, so a bug fails the test instead
 /// of hanging it.
@@ -44,8 +46,8 @@ impl Capture {
     }
 
     /// Installs this layer as the current thread's subscriber until the guard drops.
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+    fn install(&self) -> support::Routed {
+        support::route(self.clone())
     }
 }
 

@@ -8,6 +8,9 @@
 //!
 //! The bank test runs for `OPS_SOAK_SECS` seconds (default 6) per backend; set it higher to soak.
 
+#[path = "../../ops-core/tests/support/mod.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -1095,13 +1098,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
 
 #[tokio::test]
 async fn leaked_session_is_warned_about_once_with_its_origin() {
-    use tracing_subscriber::layer::SubscriberExt;
-
     let captured = Captured::default();
     // The runtime is single-threaded, so the leak watcher task runs on this thread and its
-    // events reach this thread's default subscriber.
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    // events are routed to this test's capture.
+    let _guard = support::route(captured.clone());
     let rig = Rig::new("leak").await;
     let threshold = Duration::from_millis(200);
     let db = Db::builder(&rig.t.url)

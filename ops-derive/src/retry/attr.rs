@@ -56,11 +56,7 @@ impl RetryArgs {
         let mut args = RetryArgs::default();
         let parser = syn::meta::parser(|meta| {
             let key = value::key_name(&meta);
-            let span = meta
-                .path
-                .segments
-                .last()
-                .map_or_else(Span::call_site, |s| s.ident.span());
+            let span = value::key_span(&meta);
             let value = value::value_expr(&meta)?;
             let value = value.as_ref();
             match key.as_str() {

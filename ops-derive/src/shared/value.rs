@@ -26,6 +26,14 @@ pub(crate) fn key_name(meta: &ParseNestedMeta<'_>) -> String {
     meta.path.to_token_stream().to_string().replace(' ', "")
 }
 
+/// The span of an option's key, where errors about its value point when the value has none.
+pub(crate) fn key_span(meta: &ParseNestedMeta<'_>) -> proc_macro2::Span {
+    meta.path
+        .segments
+        .last()
+        .map_or_else(proc_macro2::Span::call_site, |s| s.ident.span())
+}
+
 /// Records "unknown option" with the closest known name, at the key.
 pub(crate) fn unknown_option(
     errors: &mut Errors,
