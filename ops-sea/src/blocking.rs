@@ -351,14 +351,26 @@ where
         move |session| async move {
             let started = Instant::now();
             let result = work(&session);
-            match timeout {
-                Some(limit) if started.elapsed() > limit && result.is_ok() => {
-                    Err(E::from(sync_timeout_error(&session, limit)))
-                }
-                _ => result,
-            }
+            check_sync_timeout(&session, timeout, started, result)
         },
     ))
+}
+
+/// Synchronous work cannot be interrupted, so a session's timeout is checked when the work
+/// returns: a successful result that came after the timeout is replaced by the timeout error, and
+/// the session is then rolled back. Shared by `run` and the synchronous `#[managed_session] fn`.
+pub(crate) fn check_sync_timeout<T, E: From<OpsError>>(
+    session: &Session,
+    timeout: Option<std::time::Duration>,
+    started: Instant,
+    result: Result<T, E>,
+) -> Result<T, E> {
+    match timeout {
+        Some(limit) if result.is_ok() && started.elapsed() > limit => {
+            Err(E::from(sync_timeout_error(session, limit)))
+        }
+        _ => result,
+    }
 }
 
 /// The error of a synchronous session that outlived its timeout, recorded in the `Db`'s stats
@@ -373,8 +385,5 @@ fn sync_timeout_error(session: &Session, limit: std::time::Duration) -> OpsError
             session.origin()
         ),
     );
-    match session.db() {
-        Some(db) => db.record(err),
-        None => err,
-    }
+    session.record(err)
 }

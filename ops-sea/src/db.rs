@@ -195,6 +195,15 @@ impl Db {
         err
     }
 
+    /// Records an error in the stats of `db` when there is one (sessions on a plain SeaORM
+    /// connection have none) and returns it.
+    pub(crate) fn record_in(db: Option<&Db>, err: OpsError) -> OpsError {
+        match db {
+            Some(db) => db.record(err),
+            None => err,
+        }
+    }
+
     /// Records an error in the error stats and returns it, for code paths that build an
     /// `OpsError` themselves.
     pub(crate) fn record(&self, err: OpsError) -> OpsError {

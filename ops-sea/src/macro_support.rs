@@ -10,8 +10,8 @@ use std::fmt;
 use std::future::Future;
 use std::time::Instant;
 
+use ops_core::Categorize;
 use ops_core::stats::ErrorStatsRecorder;
-use ops_core::{Categorize, ErrorCategory};
 
 use crate::OpsError;
 use crate::managed::Source;
@@ -155,31 +155,10 @@ where
         async move {
             let started = Instant::now();
             let result = work.await.into_result();
-            match timeout {
-                Some(limit) if result.is_ok() && started.elapsed() > limit => {
-                    Err(R::Error::from(sync_timeout_error(&checked, limit)))
-                }
-                _ => result,
-            }
+            crate::blocking::check_sync_timeout(&checked, timeout, started, result)
         }
     });
     async move { R::from_result(run.await) }
-}
-
-fn sync_timeout_error(session: &Session, limit: Duration) -> OpsError {
-    let err = OpsError::new(
-        ErrorCategory::Retryable(RetryReason::StatementTimeout),
-        format!(
-            "session '{}' opened at {} exceeded its timeout of {limit:?} while its synchronous \
-             body ran and was rolled back; shorten the work or raise the timeout",
-            session.name(),
-            session.origin()
-        ),
-    );
-    match session.db() {
-        Some(db) => db.record(err),
-        None => err,
-    }
 }
 
 /// Retries `op` under `policy`, on sessions taken from `source`: what `#[db_retry]` expands to.
@@ -259,6 +238,7 @@ mod tests {
 
     use super::*;
     use crate::Db;
+    use ops_core::ErrorCategory;
 
     fn serialization_failure() -> OpsError {
         OpsError::new(

@@ -218,10 +218,7 @@ async fn begin_within(
                      database or the network did not answer; check the database's health"
                 ),
             );
-            Err(match db {
-                Some(db) => db.record(err),
-                None => err,
-            })
+            Err(Db::record_in(db, err))
         }
     }
 }
@@ -326,7 +323,7 @@ where
                     session.origin()
                 ),
             );
-            let err = record(&session, err);
+            let err = session.record(err);
             stop_and_roll_back(session).await;
             Err(E::from(err))
         }
@@ -360,14 +357,7 @@ fn timeout_error(session: &Session, limit: Duration) -> OpsError {
             session.origin()
         ),
     );
-    record(session, err)
-}
-
-fn record(session: &Session, err: OpsError) -> OpsError {
-    match session.db() {
-        Some(db) => db.record(err),
-        None => err,
-    }
+    session.record(err)
 }
 
 /// On MySQL/MariaDB a dropped statement keeps running on the server and the connection waits

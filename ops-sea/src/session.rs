@@ -82,31 +82,13 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    /// Begins a session on `db`.
+    /// Begins a tracked session on `db`.
     pub(crate) async fn begin(
         db: &Db,
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
-        let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
-        let txn = begin_txn(&db.inner.conn, options)
-            .await
-            .map_err(|e| db.record(OpsError::from(db.refine(e))))?;
-        let mysql_connection_id = prepare_timeout(&txn, options)
-            .await
-            .map_err(|e| db.record(OpsError::from(e)))?;
-        // Tracked once the transaction exists: a session that never began (pool exhausted,
-        // database down) is an error for the caller, not an open or leaked session.
-        let ticket = db.inner.tracker.open(name.clone(), origin);
-        Ok(Session::from_parts(
-            txn,
-            Some(db.clone()),
-            Some(ticket),
-            None,
-            mysql_connection_id,
-            name,
-            origin,
-        ))
+        Session::open(&db.inner.conn, Some(db), options, origin).await
     }
 
     /// Begins an untracked session on a plain SeaORM connection.
@@ -115,13 +97,31 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
+        Session::open(conn, None, options, origin).await
+    }
+
+    /// Begins a session on `conn`; with a `Db`, its errors are refined and recorded there and the
+    /// session is tracked.
+    async fn open(
+        conn: &DatabaseConnection,
+        db: Option<&Db>,
+        options: &SessionOptions,
+        origin: &'static Location<'static>,
+    ) -> Result<Session, OpsError> {
         let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
-        let txn = begin_txn(conn, options).await?;
-        let mysql_connection_id = prepare_timeout(&txn, options).await?;
+        let fail = |err: DbErr| match db {
+            Some(db) => db.record(OpsError::from(db.refine(err))),
+            None => OpsError::from(err),
+        };
+        let txn = begin_txn(conn, options).await.map_err(fail)?;
+        let mysql_connection_id = prepare_timeout(&txn, options).await.map_err(fail)?;
+        // Tracked once the transaction exists: a session that never began (pool exhausted,
+        // database down) is an error for the caller, not an open or leaked session.
+        let ticket = db.map(|db| db.inner.tracker.open(name.clone(), origin));
         Ok(Session::from_parts(
             txn,
-            None,
-            None,
+            db.cloned(),
+            ticket,
             None,
             mysql_connection_id,
             name,
@@ -188,7 +188,7 @@ impl Session {
                 | ErrorCategory::Unavailable => err.recategorize(ErrorCategory::CommitUnknown),
                 _ => err,
             };
-            record(db.as_ref(), err)
+            Db::record_in(db.as_ref(), err)
         })
     }
 
@@ -202,7 +202,7 @@ impl Session {
         }
         txn.rollback()
             .await
-            .map_err(|e| record(db.as_ref(), OpsError::from(e)))
+            .map_err(|e| Db::record_in(db.as_ref(), OpsError::from(e)))
     }
 
     /// Takes the transaction out for commit or rollback; only the last handle may.
@@ -290,8 +290,9 @@ impl Session {
             .ok_or_else(|| DbErr::Custom(format!("session '{}' is already finished", self.name())))
     }
 
-    fn record(&self, err: OpsError) -> OpsError {
-        record(self.inner.db.as_ref(), err)
+    /// Records an error in the stats of the session's `Db`, if it has one.
+    pub(crate) fn record(&self, err: OpsError) -> OpsError {
+        Db::record_in(self.inner.db.as_ref(), err)
     }
 
     /// Records a failed statement in the `Db`'s error stats.
@@ -300,13 +301,6 @@ impl Session {
             Some(db) => db.observe(err),
             None => err,
         }
-    }
-}
-
-fn record(db: Option<&Db>, err: OpsError) -> OpsError {
-    match db {
-        Some(db) => db.record(err),
-        None => err,
     }
 }
 

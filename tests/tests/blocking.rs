@@ -284,29 +284,32 @@ fn no_runtime() {
     });
 }
 
+/// Runs the synchronous workload from each place of the current runtime: the thread inside its
+/// `block_on`, one of its tasks, and one of its `spawn_blocking` threads.
+async fn workload_in_each_place(db: &Db) {
+    sync_workload(db, 0);
+    sync_panics(db, 100);
+    let on_task = db.clone();
+    tokio::spawn(async move {
+        sync_workload(&on_task, 10);
+        sync_panics(&on_task, 110);
+    })
+    .await
+    .expect("the task");
+    let on_blocking = db.clone();
+    tokio::task::spawn_blocking(move || {
+        sync_workload(&on_blocking, 20);
+        sync_panics(&on_blocking, 120);
+    })
+    .await
+    .expect("the blocking task");
+}
+
 #[test]
 fn multi_thread_runtime() {
     in_runtime(Flavor::MultiThread, "multi_thread_runtime", || async {
         let (t, db) = setup("blocking_multi_thread");
-        // The thread inside `Runtime::block_on`.
-        sync_workload(&db, 0);
-        sync_panics(&db, 100);
-        // A task on a worker thread.
-        let on_task = db.clone();
-        tokio::spawn(async move {
-            sync_workload(&on_task, 10);
-            sync_panics(&on_task, 110);
-        })
-        .await
-        .expect("the task");
-        // A `spawn_blocking` thread.
-        let on_blocking = db.clone();
-        tokio::task::spawn_blocking(move || {
-            sync_workload(&on_blocking, 20);
-            sync_panics(&on_blocking, 120);
-        })
-        .await
-        .expect("the blocking task");
+        workload_in_each_place(&db).await;
         // More tasks calling synchronous code at once than there are workers: `block_in_place`
         // hands each worker's queue to another thread, so none starves.
         let readers: Vec<_> = (0..6)
@@ -359,25 +362,7 @@ fn current_thread_runtime() {
         // `setup` connects through `blocking::connect_builder`, called here on the runtime's
         // only thread: the pool lives on the bridge, never on this runtime.
         let (t, db) = setup("blocking_current_thread");
-        // The thread inside `Runtime::block_on`.
-        sync_workload(&db, 0);
-        sync_panics(&db, 100);
-        // A task of this runtime.
-        let on_task = db.clone();
-        tokio::spawn(async move {
-            sync_workload(&on_task, 10);
-            sync_panics(&on_task, 110);
-        })
-        .await
-        .expect("the task");
-        // A `spawn_blocking` thread of this runtime.
-        let on_blocking = db.clone();
-        tokio::task::spawn_blocking(move || {
-            sync_workload(&on_blocking, 20);
-            sync_panics(&on_blocking, 120);
-        })
-        .await
-        .expect("the blocking task");
+        workload_in_each_place(&db).await;
         // The same `Db` from async code of this runtime: its connections wait on the bridge's
         // I/O driver, which wakes this runtime's task.
         assert_eq!(count(&db, "items").await, 6);
