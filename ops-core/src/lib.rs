@@ -5,6 +5,8 @@
 //! integration (sqlx, Diesel) could be built on it the same way.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (see Cargo.toml): label feature-gated items with their feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod category;
 pub mod config;

@@ -3,6 +3,8 @@
 //! Users depend on this crate alone and write `use ops_sea::prelude::*;`.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (see Cargo.toml): label feature-gated items with their feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("ops-sea needs at least one backend feature: `sqlite`, `postgres` or `mysql`");
@@ -11,6 +13,7 @@ compile_error!("ops-sea needs at least one backend feature: `sqlite`, `postgres`
 #[path = "private.rs"]
 pub mod __private;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 pub mod blocking;
 pub mod classify;
