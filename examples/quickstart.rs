@@ -1,5 +1,7 @@
-//! The quickstart: two entities with generated repositories, every repository operation, a
-//! managed session, a retry, and what the runtime saw (session stats, error stats, health).
+//! The quickstart: two entities with generated repositories, every repository operation (the
+//! filtered ones too), a business-rule error, a managed session, a retry, a session dropped
+//! unfinished, and what the runtime saw (session stats, error stats, health), all visible without
+//! a tracing subscriber. `RUST_LOG=warn` adds what ops reports through `tracing`.
 //!
 //! ```sh
 //! cargo run -p ops-examples --example quickstart                  # a temporary SQLite file
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use ops_sea::prelude::*;
 use ops_sea::repo::TryStreamExt;
 use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 /// An author: an auto-increment key and a unique email, found by email.
 pub mod author {
@@ -116,6 +119,28 @@ async fn publish_all(session: &Session, author_id: i32) -> Result<usize, OpsErro
     Ok(posts.len())
 }
 
+/// Publishes one post; publishing it twice is a business-rule error the caller can show as it is
+/// (409 Conflict through the axum integration), never retried.
+#[managed_session]
+async fn publish(session: &Session, id: i32) -> Result<post::Model, OpsError> {
+    let current = post::Ops::get(session, id).await?;
+    if current.published {
+        return Err(OpsError::conflict(format!(
+            "\"{}\" is already published.",
+            current.title
+        )));
+    }
+    post::Ops::update(
+        session,
+        id,
+        post::Patch {
+            published: Some(true),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// Retitles a post, then fails: the managed session rolls the retitle back.
 #[managed_session]
 async fn retitle_then_fail(session: &Session, id: i32) -> Result<(), OpsError> {
@@ -165,6 +190,13 @@ async fn rename_author(
 
 #[tokio::main]
 async fn main() -> Result<(), OpsError> {
+    // What ops reports through `tracing` (a session dropped unfinished, a leak, retries given
+    // up) shows with a subscriber; this one line prints warnings when RUST_LOG asks for them.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let example = common::open("quickstart", |_| {}).await?;
     let db = &example.db;
 
@@ -264,6 +296,77 @@ async fn main() -> Result<(), OpsError> {
     println!("delete_many     -> {removed} rows");
     println!("count           -> {}", post::Ops::count(db).await?);
 
+    println!("\n== filtered operations (any SeaORM condition)");
+    let more = post::Ops::create_many_returning(
+        db,
+        [
+            new_post(ada.id, "tables", "Tables of numbers"),
+            new_post(ada.id, "looms", "Looms and cards"),
+        ],
+    )
+    .await?;
+    println!(
+        "create_many_returning -> ids {:?}",
+        more.iter().map(|p| p.id).collect::<Vec<_>>()
+    );
+    let drafts = Condition::all()
+        .add(post::Column::AuthorId.eq(ada.id))
+        .add(post::Column::Published.eq(false));
+    let page = post::Ops::page_where(db, drafts.clone(), PageRequest::first(2).asc("slug")).await?;
+    println!(
+        "page_where      -> {:?}, page 1 of {} ({} drafts)",
+        page.items.iter().map(|p| p.slug.as_str()).collect::<Vec<_>>(),
+        page.pages(),
+        page.total
+    );
+    println!(
+        "count_where     -> {}",
+        post::Ops::count_where(db, drafts.clone()).await?
+    );
+    println!(
+        "exists_where    -> {}",
+        post::Ops::exists_where(db, post::Column::Title.contains("engine")).await?
+    );
+    println!(
+        "first_where     -> {:?}",
+        post::Ops::first_where(db, drafts.clone())
+            .await?
+            .map(|p| p.slug)
+    );
+    println!(
+        "only_where      -> {:?}",
+        post::Ops::only_where(db, post::Column::Slug.eq("looms"))
+            .await?
+            .map(|p| p.title)
+    );
+    if let Err(err) = post::Ops::only_where(db, drafts.clone()).await {
+        println!("only_where (many) -> {} in {:?}", err.category(), err.context());
+    }
+    let by_author = post::Ops::list_by_author_id_page(db, ada.id, PageRequest::new(2, 2)).await?;
+    println!(
+        "list_by_author_id_page -> page 2: {} of {} posts",
+        by_author.items.len(),
+        by_author.total
+    );
+    // A join through SeaORM, run as a repository operation so errors keep the entity's context.
+    let with_authors = post::Ops::run_query(
+        db,
+        "drafts_with_author",
+        post::Ops::query()
+            .filter(drafts.clone())
+            .find_also_related(author::Entity)
+            .all(db),
+    )
+    .await?;
+    println!(
+        "run_query (join) -> {} drafts with their author",
+        with_authors.len()
+    );
+    println!(
+        "delete_where    -> {} rows",
+        post::Ops::delete_where(db, post::Column::Slug.eq("looms")).await?
+    );
+
     println!("\n== errors are categorized");
     match author::Ops::get(db, 999).await {
         Err(err) => println!(
@@ -292,6 +395,18 @@ async fn main() -> Result<(), OpsError> {
         Ok(created) => println!("duplicate email -> unexpectedly created {created:?}"),
     }
 
+    // A business rule: the error the application raises on purpose, with a message to show.
+    publish(db, engines.id).await?;
+    match publish(db, engines.id).await {
+        Err(err) => println!(
+            "publish twice   -> {} (retryable: {}) / {:?}",
+            err.category(),
+            err.is_retryable(),
+            err.user_message()
+        ),
+        Ok(_) => println!("publish twice   -> unexpectedly published again"),
+    }
+
     println!("\n== managed sessions");
     let published = publish_all(db, ada.id).await?;
     println!("publish_all     -> {published} posts published in one transaction");
@@ -318,6 +433,13 @@ async fn main() -> Result<(), OpsError> {
         renamed.name,
         attempts.load(Ordering::SeqCst)
     );
+
+    // A session dropped without commit or rollback: rolled back, warned about through `tracing`
+    // with the line that opened it, and counted in the stats below (no subscriber needed).
+    {
+        let forgotten = db.session().await?;
+        post::Ops::count(&forgotten).await?;
+    }
 
     println!("\n== what the runtime saw");
     let sessions = db.session_stats();

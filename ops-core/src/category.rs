@@ -89,6 +89,35 @@ impl IntegrityKind {
     }
 }
 
+/// Which kind of business rule an application error broke: see [`ErrorCategory::BusinessRule`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub enum RuleKind {
+    /// The request conflicts with the current state of the data: the book is already lent, the
+    /// seat already taken. HTTP 409.
+    Conflict,
+    /// The request breaks a rule of the application: a loan longer than allowed, a negative
+    /// quantity. HTTP 422.
+    Violated,
+}
+
+impl RuleKind {
+    /// A stable snake_case name, used in logs, stats and JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Conflict => "conflict",
+            RuleKind::Violated => "violated",
+        }
+    }
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened, in terms an application can act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -110,6 +139,11 @@ pub enum ErrorCategory {
     Configuration,
     /// The database cannot be reached at all, or the pool is closed.
     Unavailable,
+    /// An error the application raised on purpose because a business rule said no: a domain
+    /// conflict or a rule violated. Its message was written for the person who made the request
+    /// and is safe to show; it is never retried (another attempt gives the same answer) and is
+    /// not a fault of the database. Built with `OpsError::conflict` or `OpsError::rule`.
+    BusinessRule(RuleKind),
     /// Anything not classified above.
     Other,
 }
@@ -142,11 +176,15 @@ impl ErrorCategory {
             ErrorCategory::CommitUnknown => "commit_unknown",
             ErrorCategory::Configuration => "configuration",
             ErrorCategory::Unavailable => "unavailable",
+            ErrorCategory::BusinessRule(_) => "business_rule",
             ErrorCategory::Other => "other",
         }
     }
 
     /// A sentence a person can act on: no SQL, no parameters, no credentials.
+    ///
+    /// For [`ErrorCategory::BusinessRule`] this is a generic sentence; the error itself carries
+    /// the application's own message (`OpsError::user_message` returns it).
     pub const fn user_message(self) -> &'static str {
         match self {
             ErrorCategory::Retryable(RetryReason::PoolExhausted) => {
@@ -187,6 +225,10 @@ impl ErrorCategory {
             ErrorCategory::Unavailable => {
                 "The database is unavailable right now. Please try again later."
             }
+            ErrorCategory::BusinessRule(RuleKind::Conflict) => {
+                "The request conflicts with the current state of the data."
+            }
+            ErrorCategory::BusinessRule(_) => "The request breaks one of the application's rules.",
             ErrorCategory::Programming | ErrorCategory::Configuration | ErrorCategory::Other => {
                 "An internal error occurred."
             }
@@ -199,6 +241,7 @@ impl fmt::Display for ErrorCategory {
         match self {
             ErrorCategory::Retryable(reason) => write!(f, "retryable({})", reason.as_str()),
             ErrorCategory::Integrity(kind) => write!(f, "integrity({})", kind.as_str()),
+            ErrorCategory::BusinessRule(kind) => write!(f, "business_rule({})", kind.as_str()),
             other => f.write_str(other.kind()),
         }
     }
@@ -277,5 +320,30 @@ impl Classification {
     pub fn with_constraint(mut self, constraint: Option<String>) -> Self {
         self.constraint = constraint;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RetryPolicy;
+
+    #[test]
+    fn business_rules_have_a_category_of_their_own() {
+        let conflict = ErrorCategory::BusinessRule(RuleKind::Conflict);
+        let violated = ErrorCategory::BusinessRule(RuleKind::Violated);
+        assert_eq!(conflict.kind(), "business_rule");
+        assert_eq!(conflict.to_string(), "business_rule(conflict)");
+        assert_eq!(violated.to_string(), "business_rule(violated)");
+        for category in [conflict, violated] {
+            assert!(!category.is_retryable());
+            assert!(!category.is_critical(), "not a fault of the database");
+            assert!(
+                !RetryPolicy::new().idempotent(true).should_retry(category),
+                "another attempt gives the same answer"
+            );
+            assert_ne!(category.user_message(), "An internal error occurred.");
+        }
+        assert_ne!(conflict.user_message(), violated.user_message());
     }
 }

@@ -17,7 +17,9 @@ pub mod retry;
 pub mod stats;
 pub mod tracker;
 
-pub use category::{Categorize, Classification, ErrorCategory, IntegrityKind, RetryReason};
+pub use category::{
+    Categorize, Classification, ErrorCategory, IntegrityKind, RetryReason, RuleKind,
+};
 pub use health::{HealthReport, HealthStatus};
 pub use options::{Isolation, Propagation, SessionOptions};
 pub use page::{InvalidPageRequest, Page, PageRequest, Sort, SortDirection};

@@ -87,6 +87,7 @@ pub struct RetryPolicy {
     deadline: Option<Duration>,
     reasons: ReasonSet,
     idempotent: bool,
+    warn_after: Option<u32>,
     recorder: Option<ErrorStatsRecorder>,
 }
 
@@ -125,6 +126,7 @@ impl RetryPolicy {
             deadline: None,
             reasons,
             idempotent: false,
+            warn_after: None,
             recorder: None,
         }
     }
@@ -198,6 +200,16 @@ impl RetryPolicy {
     #[must_use]
     pub const fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
+        self
+    }
+
+    /// Logs one warning when this many attempts have failed and another follows, for contention
+    /// that lasts longer than expected. Each retry is logged at debug level only, and running out
+    /// of attempts is logged once at warn level whatever this says; without it (the default) an
+    /// operation that succeeds after retrying logs nothing above debug. `0` is treated as `1`.
+    #[must_use]
+    pub const fn warn_after(mut self, attempts: u32) -> Self {
+        self.warn_after = Some(if attempts == 0 { 1 } else { attempts });
         self
     }
 
@@ -280,9 +292,13 @@ impl Default for RetryPolicy {
 ///
 /// `op` receives the attempt number, starting at 1, and must start afresh each time (for a
 /// database operation: a new session). Between attempts the loop sleeps with
-/// [`tokio::time::sleep`]. Each retry is logged at warn level with the error; giving up is logged
-/// once at error level; an error the policy does not retry is returned at once, logged at debug
-/// level only, since the caller handles it.
+/// [`tokio::time::sleep`]. Expected contention stays quiet: each retry is logged at debug level
+/// with the error, and one warning is logged when the policy gives up (out of attempts or time)
+/// or, with [`RetryPolicy::warn_after`], when the retries pass that many; an error the policy does
+/// not retry is returned at once, logged at debug level only, since the caller handles it. The
+/// counts are in the stats of the policy's [recorder](RetryPolicy::recorder) (a `Db`'s
+/// `error_stats()` under `#[db_retry]`): retries by category, successes after retrying, and
+/// exhaustion.
 ///
 /// The success path allocates nothing and reads the clock only when a deadline is set.
 ///
@@ -360,15 +376,26 @@ where
             }
         }
 
-        tracing::warn!(
-            attempt,
-            attempts = policy.attempts,
-            %category,
-            %error,
-            ?delay,
-            "attempt {attempt}/{} failed ({category}): retrying in {delay:?}",
-            policy.attempts
-        );
+        if policy.warn_after == Some(attempt) {
+            tracing::warn!(
+                attempt,
+                attempts = policy.attempts,
+                %category,
+                %error,
+                "still failing after {attempt} attempts ({category}); trying up to {} in all",
+                policy.attempts
+            );
+        } else {
+            tracing::debug!(
+                attempt,
+                attempts = policy.attempts,
+                %category,
+                %error,
+                ?delay,
+                "attempt {attempt}/{} failed ({category}): retrying in {delay:?}",
+                policy.attempts
+            );
+        }
         if let Some(recorder) = &policy.recorder {
             recorder.record_retry(category);
         }
@@ -394,13 +421,13 @@ fn give_up<E: Categorize + std::fmt::Display>(
     why: GiveUp,
 ) {
     match why {
-        GiveUp::OutOfAttempts => tracing::error!(
+        GiveUp::OutOfAttempts => tracing::warn!(
             attempts,
             %category,
             %error,
             "giving up after {attempts} attempt(s) ({category})"
         ),
-        GiveUp::OutOfTime => tracing::error!(
+        GiveUp::OutOfTime => tracing::warn!(
             attempts,
             %category,
             %error,

@@ -317,14 +317,14 @@ fn capture() -> (Capture, support::Routed) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn each_retry_warns_with_attempt_category_and_delay() {
+async fn retries_log_at_debug_and_success_warns_nothing() {
     let (logs, _guard) = capture();
     let policy = RetryPolicy::new().jitter(false);
     let (result, _, _) = run(&policy, DEADLOCK, 3).await;
     assert_eq!(result.unwrap(), 3);
 
-    let warns = logs.lines(Level::WARN);
-    let messages: Vec<_> = warns.iter().map(|l| l.message.as_str()).collect();
+    let debugs = logs.lines(Level::DEBUG);
+    let messages: Vec<_> = debugs.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(
         messages,
         [
@@ -332,37 +332,56 @@ async fn each_retry_warns_with_attempt_category_and_delay() {
             "attempt 2/3 failed (retryable(deadlock)): retrying in 100ms",
         ]
     );
-    for line in &warns {
+    for line in &debugs {
         assert_eq!(
             line.error.as_deref(),
             Some("test error in retryable(deadlock)")
         );
     }
+    assert!(
+        logs.lines(Level::WARN).is_empty(),
+        "expected contention that resolves is not a warning"
+    );
     assert!(logs.lines(Level::ERROR).is_empty(), "success logs no error");
 }
 
 #[tokio::test(start_paused = true)]
-async fn giving_up_logs_one_error() {
+async fn a_threshold_warns_once_when_crossed() {
+    let (logs, _guard) = capture();
+    let policy = RetryPolicy::new().attempts(6).jitter(false).warn_after(2);
+    let (result, _, _) = run(&policy, DEADLOCK, 5).await;
+    assert_eq!(result.unwrap(), 5);
+    let warns = logs.lines(Level::WARN);
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert_eq!(
+        warns[0].message,
+        "still failing after 2 attempts (retryable(deadlock)); trying up to 6 in all"
+    );
+    assert_eq!(logs.lines(Level::DEBUG).len(), 3, "the other retries");
+}
+
+#[tokio::test(start_paused = true)]
+async fn giving_up_logs_one_warning() {
     let (logs, _guard) = capture();
     let policy = RetryPolicy::new().jitter(false);
     let (result, _, _) = run(&policy, DEADLOCK, u32::MAX).await;
     assert!(result.is_err());
 
-    assert_eq!(logs.lines(Level::WARN).len(), 2);
-    let errors = logs.lines(Level::ERROR);
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    let warns = logs.lines(Level::WARN);
+    assert_eq!(warns.len(), 1, "{warns:?}");
     assert_eq!(
-        errors[0].message,
+        warns[0].message,
         "giving up after 3 attempt(s) (retryable(deadlock))"
     );
     assert_eq!(
-        errors[0].error.as_deref(),
+        warns[0].error.as_deref(),
         Some("test error in retryable(deadlock)")
     );
+    assert!(logs.lines(Level::ERROR).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
-async fn giving_up_at_the_deadline_logs_one_error() {
+async fn giving_up_at_the_deadline_logs_one_warning() {
     let (logs, _guard) = capture();
     let policy = RetryPolicy::new()
         .attempts(10)
@@ -373,14 +392,14 @@ async fn giving_up_at_the_deadline_logs_one_error() {
     // Waits of 50 and 100 ms: the second would end at 150 ms.
     assert_eq!(attempts, [1, 2]);
 
-    let errors = logs.lines(Level::ERROR);
-    assert_eq!(errors.len(), 1, "{errors:?}");
+    let warns = logs.lines(Level::WARN);
+    assert_eq!(warns.len(), 1, "{warns:?}");
     assert!(
-        errors[0].message.starts_with(
+        warns[0].message.starts_with(
             "giving up after 2 attempt(s) (retryable(deadlock)): the retry deadline of 120ms"
         ),
         "{}",
-        errors[0].message
+        warns[0].message
     );
 }
 

@@ -56,7 +56,7 @@ use ::axum::http::{Method, Request, StatusCode, Uri};
 use ::axum::response::{IntoResponse, Response};
 use ops_core::health::HealthReport;
 use ops_core::stats::ErrorStatsRecorder;
-use ops_core::{ErrorCategory, IntegrityKind, SessionOptions};
+use ops_core::{ErrorCategory, IntegrityKind, RuleKind, SessionOptions};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, IsolationLevel,
     QueryResult, Statement, TransactionError, TransactionTrait,
@@ -559,6 +559,8 @@ impl Executor for RequestSession {
 /// | `NotFound` | 404 Not Found |
 /// | `Integrity(Unique)` | 409 Conflict |
 /// | other `Integrity` | 422 Unprocessable Entity |
+/// | `BusinessRule(Conflict)` | 409 Conflict |
+/// | `BusinessRule(Violated)` | 422 Unprocessable Entity |
 /// | `Retryable`, `Unavailable` | 503 Service Unavailable, with `Retry-After` |
 /// | `CommitUnknown`, `MultipleResults`, `Programming`, `Configuration`, `Other` | 500 Internal Server Error |
 pub fn status_for(category: ErrorCategory) -> StatusCode {
@@ -566,6 +568,8 @@ pub fn status_for(category: ErrorCategory) -> StatusCode {
         ErrorCategory::NotFound => StatusCode::NOT_FOUND,
         ErrorCategory::Integrity(IntegrityKind::Unique) => StatusCode::CONFLICT,
         ErrorCategory::Integrity(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCategory::BusinessRule(RuleKind::Conflict) => StatusCode::CONFLICT,
+        ErrorCategory::BusinessRule(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCategory::Retryable(_) | ErrorCategory::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -582,20 +586,22 @@ fn retry_after(category: ErrorCategory) -> Option<u32> {
 
 /// The JSON body of an error response.
 #[derive(serde::Serialize)]
-struct ErrorBody {
+struct ErrorBody<'a> {
     /// The category alone: `integrity`, `retryable`, `not_found`, ...
     kind: &'static str,
     /// The full category: `integrity(unique)`, `retryable(deadlock)`, ...
     category: String,
-    /// The sentence for a person, free of SQL, parameters and credentials.
-    message: &'static str,
+    /// The sentence for a person, free of SQL, parameters and credentials: the category's, or a
+    /// business-rule error's own message.
+    message: &'a str,
     /// Whether repeating the request may succeed.
     retryable: bool,
 }
 
 /// The status of [`status_for`], a `Retry-After` header for 503s, and a JSON body
-/// `{"kind", "category", "message", "retryable"}` built only from the category, so no SQL,
-/// parameter value or credential reaches the client. The full error is logged: at error level
+/// `{"kind", "category", "message", "retryable"}` built only from the category (and, for a
+/// business-rule error, the message the application wrote to be shown), so no SQL, parameter
+/// value or credential reaches the client. The full error is logged: at error level
 /// for a 500, warn for a 503, debug for a 4xx.
 impl IntoResponse for OpsError {
     fn into_response(self) -> Response {
@@ -674,4 +680,35 @@ impl IntoResponse for Health {
 /// hangs.
 pub async fn health(State(db): State<Db>) -> Health {
     Health(db.health().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        let bytes = ::axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .expect("a small body");
+        serde_json::from_slice(&bytes).expect("a JSON body")
+    }
+
+    #[tokio::test]
+    async fn business_rule_errors_answer_409_or_422_with_their_own_message() {
+        let conflict = OpsError::conflict("This book is already lent.").into_response();
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        assert!(conflict.headers().get(RETRY_AFTER).is_none());
+        let body = body_of(conflict).await;
+        assert_eq!(body["message"], "This book is already lent.");
+        assert_eq!(body["kind"], "business_rule");
+        assert_eq!(body["category"], "business_rule(conflict)");
+        assert_eq!(body["retryable"], false);
+
+        let rule = OpsError::rule("A loan lasts at most 28 days.").into_response();
+        assert_eq!(rule.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            body_of(rule).await["message"],
+            "A loan lasts at most 28 days."
+        );
+    }
 }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use ops_core::{Categorize, Classification, ErrorCategory};
+use ops_core::{Categorize, Classification, ErrorCategory, RuleKind};
 use sea_orm::DbErr;
 
 /// Where an error happened: the entity, the operation and the key, filled in by repositories.
@@ -34,6 +34,9 @@ struct Inner {
     code: Option<String>,
     constraint: Option<String>,
     detail: String,
+    /// The application's message for a business-rule error, safe to show. Kept apart from
+    /// `detail` so that recategorizing a driver error never shows the driver's text.
+    message: Option<String>,
     context: Option<ErrorContext>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -47,6 +50,7 @@ impl OpsError {
                 code: None,
                 constraint: None,
                 detail: detail.into(),
+                message: None,
                 context: None,
                 source: None,
             }),
@@ -65,6 +69,7 @@ impl OpsError {
                 code: classification.code,
                 constraint: classification.constraint,
                 detail,
+                message: None,
                 context: None,
                 source: Some(Box::new(source)),
             }),
@@ -85,6 +90,49 @@ impl OpsError {
         OpsError::new(ErrorCategory::Configuration, detail)
     }
 
+    /// A business-rule error for a request that conflicts with the current state of the data
+    /// ([`RuleKind::Conflict`]; HTTP 409 in the axum integration), with a message written for the
+    /// person who made the request.
+    ///
+    /// `message` is what [`OpsError::user_message`] returns, so it must be safe to show: no SQL,
+    /// no internal identifiers the caller should not see. The error is never retried.
+    ///
+    /// ```
+    /// use ops_sea::{ErrorCategory, OpsError, RuleKind};
+    ///
+    /// let err = OpsError::conflict("This book is already lent.");
+    /// assert_eq!(err.category(), ErrorCategory::BusinessRule(RuleKind::Conflict));
+    /// assert_eq!(err.user_message(), "This book is already lent.");
+    /// assert!(!err.is_retryable());
+    /// ```
+    pub fn conflict(message: impl Into<String>) -> Self {
+        OpsError::business_rule(RuleKind::Conflict, message)
+    }
+
+    /// A business-rule error for a request that breaks a rule of the application
+    /// ([`RuleKind::Violated`]; HTTP 422 in the axum integration), with a message safe to show,
+    /// as [`OpsError::conflict`].
+    ///
+    /// ```
+    /// use ops_sea::{ErrorCategory, OpsError, RuleKind};
+    ///
+    /// let err = OpsError::rule("A loan lasts at most 28 days.");
+    /// assert_eq!(err.category(), ErrorCategory::BusinessRule(RuleKind::Violated));
+    /// assert_eq!(err.user_message(), "A loan lasts at most 28 days.");
+    /// ```
+    pub fn rule(message: impl Into<String>) -> Self {
+        OpsError::business_rule(RuleKind::Violated, message)
+    }
+
+    /// A business-rule error of the given kind with a message safe to show: the general form of
+    /// [`OpsError::conflict`] and [`OpsError::rule`].
+    pub fn business_rule(kind: RuleKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut err = OpsError::new(ErrorCategory::BusinessRule(kind), message.clone());
+        err.inner.message = Some(message);
+        err
+    }
+
     /// Attaches where the error happened. An existing context is kept: the innermost one wins.
     pub fn with_context(
         mut self,
@@ -103,9 +151,13 @@ impl OpsError {
     }
 
     /// Replaces the category, keeping code, detail and source. Used where the situation, not the
-    /// driver, decides: a connection lost during COMMIT becomes `CommitUnknown`.
+    /// driver, decides: a connection lost during COMMIT becomes `CommitUnknown`. A business-rule
+    /// message is kept only while the category stays a business rule.
     pub fn recategorize(mut self, category: ErrorCategory) -> Self {
         self.inner.category = category;
+        if !matches!(category, ErrorCategory::BusinessRule(_)) {
+            self.inner.message = None;
+        }
         self
     }
 
@@ -125,9 +177,13 @@ impl OpsError {
         self.inner.category.is_retryable()
     }
 
-    /// A sentence a person can act on, with no SQL, parameters or credentials.
-    pub fn user_message(&self) -> &'static str {
-        self.inner.category.user_message()
+    /// A sentence a person can act on, with no SQL, parameters or credentials: the category's
+    /// sentence, or for a business-rule error the application's own message.
+    pub fn user_message(&self) -> &str {
+        match &self.inner.message {
+            Some(message) => message,
+            None => self.inner.category.user_message(),
+        }
     }
 
     /// The backend's code: SQLSTATE on PostgreSQL, the error number on MySQL/MariaDB, the extended
@@ -221,5 +277,57 @@ impl From<sqlx::Error> for OpsError {
     fn from(err: sqlx::Error) -> Self {
         let classification = crate::classify::classify_sqlx(&err);
         OpsError::from_classified(classification, err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn business_rule_errors_carry_a_message_safe_to_show() {
+        let lent = OpsError::conflict("This book is already lent.");
+        assert_eq!(
+            lent.category(),
+            ErrorCategory::BusinessRule(RuleKind::Conflict)
+        );
+        assert_eq!(lent.user_message(), "This book is already lent.");
+        assert!(!lent.is_retryable());
+        assert_eq!(lent.code(), None);
+        assert_eq!(
+            lent.to_string(),
+            "business_rule(conflict): This book is already lent."
+        );
+
+        let long = OpsError::rule("A loan lasts at most 28 days.");
+        assert_eq!(
+            long.category(),
+            ErrorCategory::BusinessRule(RuleKind::Violated)
+        );
+        assert_eq!(long.user_message(), "A loan lasts at most 28 days.");
+        let general = OpsError::business_rule(RuleKind::Violated, "Too many loans.");
+        assert_eq!(general.user_message(), "Too many loans.");
+        let in_context = general.with_context("loan", "create", None);
+        assert_eq!(in_context.user_message(), "Too many loans.");
+    }
+
+    #[test]
+    fn only_business_rule_errors_show_their_own_text() {
+        // A driver's text is never shown, even when the application files the error under a
+        // business rule.
+        let driver = OpsError::new(ErrorCategory::Other, "relation \"loans\" does not exist");
+        assert_eq!(driver.user_message(), "An internal error occurred.");
+        let filed = OpsError::new(
+            ErrorCategory::Integrity(ops_core::IntegrityKind::Unique),
+            "duplicate key value violates unique constraint \"loans_book_key\"",
+        )
+        .recategorize(ErrorCategory::BusinessRule(RuleKind::Conflict));
+        assert_eq!(
+            filed.user_message(),
+            "The request conflicts with the current state of the data."
+        );
+        // And a business-rule error filed elsewhere loses its message.
+        let moved = OpsError::conflict("Already lent.").recategorize(ErrorCategory::Other);
+        assert_eq!(moved.user_message(), "An internal error occurred.");
     }
 }

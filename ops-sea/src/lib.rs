@@ -42,7 +42,7 @@ pub use ops_core::stats::{CriticalEvent, CriticalKind, ErrorStats};
 pub use ops_core::tracker::SessionStats;
 pub use ops_core::{
     Categorize, Classification, ErrorCategory, IntegrityKind, Isolation, Propagation, RetryReason,
-    SessionOptions,
+    RuleKind, SessionOptions,
 };
 pub use ops_core::{RetryPolicy, retry};
 pub use ops_derive::Ops;
@@ -55,7 +55,7 @@ pub use session::Session;
 pub mod prelude {
     pub use crate::{
         Categorize, Db, ErrorCategory, IntegrityKind, Isolation, OpsError, Propagation,
-        RetryReason, Session, SessionOptions, SessionSource,
+        RetryReason, RuleKind, Session, SessionOptions, SessionSource,
     };
     pub use crate::{Ops, Page, PageRequest, Repository};
     pub use crate::{RetryPolicy, db_retry, managed_session, retry};

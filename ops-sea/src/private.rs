@@ -10,9 +10,10 @@ pub use core::result::Result;
 
 pub use futures_util::stream::Stream;
 pub use sea_orm;
+pub use sea_orm::sea_query::IntoCondition;
 pub use sea_orm::{ActiveModelBehavior, ActiveValue, EntityTrait, Select, TransactionTrait, Value};
 
-pub use crate::repo::{self, ColumnOf, Repository, find_by, list_by};
+pub use crate::repo::{self, ColumnOf, Repository, find_by, list_by, list_by_page};
 pub use crate::{Executor, OpsError};
 pub use ops_core::page::{Page, PageRequest};
 
