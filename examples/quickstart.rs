@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use ops_sea::prelude::*;
 use ops_sea::repo::TryStreamExt;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, QueryFilter};
 
 /// An author: an auto-increment key and a unique email, found by email.
 pub mod author {
