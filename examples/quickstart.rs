@@ -315,7 +315,10 @@ async fn main() -> Result<(), OpsError> {
     let page = post::Ops::page_where(db, drafts.clone(), PageRequest::first(2).asc("slug")).await?;
     println!(
         "page_where      -> {:?}, page 1 of {} ({} drafts)",
-        page.items.iter().map(|p| p.slug.as_str()).collect::<Vec<_>>(),
+        page.items
+            .iter()
+            .map(|p| p.slug.as_str())
+            .collect::<Vec<_>>(),
         page.pages(),
         page.total
     );
@@ -340,7 +343,11 @@ async fn main() -> Result<(), OpsError> {
             .map(|p| p.title)
     );
     if let Err(err) = post::Ops::only_where(db, drafts.clone()).await {
-        println!("only_where (many) -> {} in {:?}", err.category(), err.context());
+        println!(
+            "only_where (many) -> {} in {:?}",
+            err.category(),
+            err.context()
+        );
     }
     let by_author = post::Ops::list_by_author_id_page(db, ada.id, PageRequest::new(2, 2)).await?;
     println!(

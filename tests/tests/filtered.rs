@@ -86,7 +86,11 @@ pub mod tag {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Ops)]
     #[sea_orm(table_name = "f_tags")]
     pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false, column_type = "String(StringLen::N(64))")]
+        #[sea_orm(
+            primary_key,
+            auto_increment = false,
+            column_type = "String(StringLen::N(64))"
+        )]
         pub name: String,
         pub uses: i64,
     }
@@ -161,7 +165,11 @@ fn titles(books: &[book::Model]) -> Vec<&str> {
 
 fn assert_context(err: &OpsError, entity: &str, operation: &str) {
     let context = err.context().unwrap_or_else(|| panic!("no context: {err}"));
-    assert_eq!((context.entity, context.operation), (entity, operation), "{err}");
+    assert_eq!(
+        (context.entity, context.operation),
+        (entity, operation),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -176,7 +184,11 @@ async fn page_where_pages_a_filter_with_its_total() {
         .await
         .unwrap();
     assert_eq!(titles(&first.items), ["Bernoulli", "Letters"]);
-    assert_eq!((first.total, first.pages()), (3, 2), "the total counts matches only");
+    assert_eq!(
+        (first.total, first.pages()),
+        (3, 2),
+        "the total counts matches only"
+    );
     assert!(first.has_next());
     let second = book::Ops::page_where(&db, available.clone(), PageRequest::new(2, 2).asc("title"))
         .await
@@ -273,8 +285,14 @@ async fn count_exists_first_only_and_list_where() {
         .unwrap_err();
     assert_eq!(two.category(), ErrorCategory::MultipleResults, "{two}");
     assert_context(&two, "book", "only_where");
-    let shown = two.context().and_then(|c| c.key.clone()).unwrap_or_default();
-    assert!(shown.contains("year"), "the condition is in the context: {shown}");
+    let shown = two
+        .context()
+        .and_then(|c| c.key.clone())
+        .unwrap_or_default();
+    assert!(
+        shown.contains("year"),
+        "the condition is in the context: {shown}"
+    );
     assert_eq!(db.error_stats().total, before + 1, "counted once");
 
     let any = Condition::any()
@@ -321,7 +339,9 @@ async fn delete_where_deletes_matches_and_refuses_an_empty_filter() {
     assert_eq!(book::Ops::count(&db).await.unwrap(), 5, "nothing deleted");
 
     assert_eq!(
-        book::Ops::delete_where(&db, Expr::value(true)).await.unwrap(),
+        book::Ops::delete_where(&db, Expr::value(true))
+            .await
+            .unwrap(),
         5,
         "every row, on purpose"
     );
@@ -345,7 +365,10 @@ async fn list_by_page_pages_a_generated_key() {
     assert_eq!(lent.total, 1);
     // The unpaged form is still there.
     assert_eq!(
-        book::Ops::list_by_author_id(&db, bob.id).await.unwrap().len(),
+        book::Ops::list_by_author_id(&db, bob.id)
+            .await
+            .unwrap()
+            .len(),
         3
     );
     let err = book::Ops::list_by_author_id_page(&db, ada.id, PageRequest::first(5).asc("nope"))
@@ -476,8 +499,15 @@ async fn create_many_returning_gives_the_stored_rows_in_order() {
     )
     .await
     .unwrap();
-    assert_eq!(titles(&created), ["Zeta", "Alpha", "Mid"], "the order given");
-    assert!(created.iter().all(|b| b.id > 0), "generated keys: {created:?}");
+    assert_eq!(
+        titles(&created),
+        ["Zeta", "Alpha", "Mid"],
+        "the order given"
+    );
+    assert!(
+        created.iter().all(|b| b.id > 0),
+        "generated keys: {created:?}"
+    );
     for stored in &created {
         assert_eq!(&book::Ops::get(&db, stored.id).await.unwrap(), stored);
     }
@@ -508,7 +538,10 @@ async fn create_many_returning_gives_the_stored_rows_in_order() {
     let before = book::Ops::count(&db).await.unwrap();
     let err = book::Ops::create_many_returning(
         &db,
-        [book(ada.id, "New", 1, false), book(ada.id, "Alpha", 2, false)],
+        [
+            book(ada.id, "New", 1, false),
+            book(ada.id, "Alpha", 2, false),
+        ],
     )
     .await
     .unwrap_err();

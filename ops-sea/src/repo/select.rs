@@ -109,7 +109,10 @@ pub(super) fn order_by_key<R: Repository>(mut select: Select<R::Entity>) -> Sele
 }
 
 /// Sets the primary-key columns of `active` from `key`.
-pub(super) fn set_key<R: Repository>(active: &mut R::ActiveModel, key: R::Key) -> Result<(), OpsError> {
+pub(super) fn set_key<R: Repository>(
+    active: &mut R::ActiveModel,
+    key: R::Key,
+) -> Result<(), OpsError> {
     let values: Vec<Value> = key.into().into_iter().collect();
     let columns: Vec<ColumnOf<R>> = primary_columns::<R>().collect();
     if values.len() != columns.len() {
@@ -124,7 +127,9 @@ pub(super) fn set_key<R: Repository>(active: &mut R::ActiveModel, key: R::Key) -
 }
 
 /// The select for one page: the requested sort keys, then the primary key.
-pub(super) fn sorted_select<R: Repository>(request: &PageRequest) -> Result<Select<R::Entity>, OpsError> {
+pub(super) fn sorted_select<R: Repository>(
+    request: &PageRequest,
+) -> Result<Select<R::Entity>, OpsError> {
     request
         .validate()
         .map_err(|err| programming(err.to_string()))?;

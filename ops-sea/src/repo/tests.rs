@@ -122,7 +122,8 @@ fn keyset_condition_spells_out_tuple_order() {
 
 #[test]
 fn many_keys_split_at_the_bind_limit() {
-    let singles = keys_conditions::<Items, i32>(DbBackend::Postgres, (0..70_000).collect()).unwrap();
+    let singles =
+        keys_conditions::<Items, i32>(DbBackend::Postgres, (0..70_000).collect()).unwrap();
     assert_eq!(singles.len(), 2, "65535 keys per statement");
     let pairs = (0..20_000).map(|i| (i, i)).collect();
     let pairs = keys_conditions::<Pairs, (i32, i32)>(DbBackend::Sqlite, pairs).unwrap();

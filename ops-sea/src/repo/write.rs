@@ -117,11 +117,9 @@ async fn insert_chunk_returning<R: Repository, C: ConnectionTrait>(
     let mut insert = R::Entity::insert_many(rows).into_query();
     // SeaORM's own `exec_with_returning` refuses SQLite unless a crate feature promises 3.35; the
     // bundled library is newer, so the clause is added here.
-    insert.returning(
-        Query::returning().exprs(
-            ColumnOf::<R>::iter().map(|column| column.select_as(column.into_returning_expr(backend))),
-        ),
-    );
+    insert.returning(Query::returning().exprs(
+        ColumnOf::<R>::iter().map(|column| column.select_as(column.into_returning_expr(backend))),
+    ));
     let rows = db.query_all(&insert).await?;
     let mut models = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -141,7 +139,10 @@ async fn insert_then_select<R: Repository, C: Executor + TransactionTrait>(
     for row in rows {
         // With the key set, SeaORM returns it; with an auto-increment key, the server's reply
         // carries the generated one.
-        let inserted = R::Entity::insert(row).exec(&txn).await.map_err(on_txn(db))?;
+        let inserted = R::Entity::insert(row)
+            .exec(&txn)
+            .await
+            .map_err(on_txn(db))?;
         keys.push(sea_orm::sea_query::IntoValueTuple::into_value_tuple(
             inserted.last_insert_id,
         ));
