@@ -16,23 +16,75 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 
 static STATEMENTS: AtomicU64 = AtomicU64::new(0);
 
-/// Counts sqlx's per-statement events.
+/// The start of each counted statement, for the failure message.
+static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Counts sqlx's per-statement events, leaving out transaction control (`BEGIN`, `COMMIT`, ...),
+/// which some drivers log as statements and others run without a log line, and the pool's own
+/// check of a returned connection.
 struct CountStatements;
+
+/// The text of an event's `summary` and `db.statement` fields.
+#[derive(Default)]
+struct StatementText(String);
+
+impl tracing::field::Visit for StatementText {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if matches!(field.name(), "summary" | "db.statement") {
+            self.0.push_str(value);
+            self.0.push(' ');
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if matches!(field.name(), "summary" | "db.statement") {
+            self.0.push_str(&format!("{value:?} "));
+        }
+    }
+}
 
 impl<S: Subscriber> Layer<S> for CountStatements {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        if event.metadata().target() == "sqlx::query" {
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
+        let mut text = StatementText::default();
+        event.record(&mut text);
+        let first = text
+            .0
+            .trim_start_matches(|c: char| c == '"' || c.is_whitespace())
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(';')
+            .to_ascii_uppercase();
+        let control = matches!(
+            first.as_str(),
+            "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "SET"
+        );
+        // ops checks on PostgreSQL whether a returned connection is still in a transaction; that
+        // is the pool's housekeeping after the request, not one of its statements.
+        let reset_check = text.0.contains("pg_catalog.statement_timestamp()");
+        if !control && !reset_check {
             STATEMENTS.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut seen) = SEEN.lock() {
+                seen.push(text.0.chars().take(60).collect());
+            }
         }
     }
 }
 
 /// The statements `GET path` runs, counted around one request.
 async fn statements(api: &Conduit, path: &str, token: Option<&str>) -> u64 {
+    SEEN.lock().unwrap().clear();
     let before = STATEMENTS.load(Ordering::SeqCst);
     let reply = api.call("GET", path, token, None).await;
     assert_eq!(reply.status, 200, "{path}: {}", reply.text);
-    STATEMENTS.load(Ordering::SeqCst) - before
+    let count = STATEMENTS.load(Ordering::SeqCst) - before;
+    if count > 6 {
+        eprintln!("{path}: {:#?}", SEEN.lock().unwrap());
+    }
+    count
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +152,7 @@ async fn list_and_feed_run_a_fixed_number_of_statements() {
         let count = statements(&api, path, token).await;
         report.push((path, token.is_some(), count));
     }
-    eprintln!("statements per request (including the session's BEGIN and COMMIT):");
+    eprintln!("statements per request (besides the session's BEGIN and COMMIT):");
     for (path, authenticated, count) in &report {
         eprintln!("  {count:2}  {path}{}", if *authenticated { " (with a token)" } else { "" });
     }
@@ -110,10 +162,11 @@ async fn list_and_feed_run_a_fixed_number_of_statements() {
     assert_eq!(count(2), count(3), "list with a caller: {report:?}");
     assert_eq!(count(6), count(7), "feed: {report:?}");
     // The documented numbers: COUNT, the page joined with its authors, tags and favorite counts
-    // (anonymous); plus the caller's favorites and follows with a token; plus BEGIN and COMMIT.
-    assert_eq!(count(1), 4 + 2, "anonymous list: {report:?}");
-    assert_eq!(count(3), 6 + 2, "list with a caller: {report:?}");
-    assert_eq!(count(4), 6 + 2, "list by tag: {report:?}");
-    assert_eq!(count(7), 6 + 2, "feed: {report:?}");
+    // (anonymous); plus the caller's favorites and follows with a token.
+    assert_eq!(count(1), 4, "anonymous list: {report:?}");
+    assert_eq!(count(3), 6, "list with a caller: {report:?}");
+    assert_eq!(count(4), 6, "list by tag: {report:?}");
+    assert_eq!(count(5), 6, "list by favorited and author: {report:?}");
+    assert_eq!(count(7), 6, "feed: {report:?}");
     api.stop().await;
 }
