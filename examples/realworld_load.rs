@@ -49,7 +49,11 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--clients" => options.clients = number.max(1) as usize,
             "--seconds" => options.seconds = number.max(1),
-            _ => return Err(format!("unknown argument {arg}; use --clients N --seconds S")),
+            _ => {
+                return Err(format!(
+                    "unknown argument {arg}; use --clients N --seconds S"
+                ));
+            }
         }
     }
     Ok(options)
@@ -93,15 +97,23 @@ impl Client {
             }
             None => Bytes::new(),
         };
-        let response = self.sender.send_request(request.body(Full::new(bytes))?).await?;
+        let response = self
+            .sender
+            .send_request(request.body(Full::new(bytes))?)
+            .await?;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 }
 
 /// Users, articles with tags, favorites and follows, through the API itself.
-async fn seed(addr: SocketAddr) -> Result<(Vec<String>, Vec<String>), Box<dyn std::error::Error + Send + Sync>> {
+async fn seed(
+    addr: SocketAddr,
+) -> Result<(Vec<String>, Vec<String>), Box<dyn std::error::Error + Send + Sync>> {
     let mut client = Client::connect(addr).await?;
     let mut tokens = Vec::new();
     for i in 0..USERS {
@@ -116,7 +128,12 @@ async fn seed(addr: SocketAddr) -> Result<(Vec<String>, Vec<String>), Box<dyn st
         if status != 201 {
             return Err(format!("seeding a user answered {status}: {body}").into());
         }
-        tokens.push(body["user"]["token"].as_str().unwrap_or_default().to_owned());
+        tokens.push(
+            body["user"]["token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
     let mut slugs = Vec::new();
     for i in 0..ARTICLES {
@@ -131,17 +148,30 @@ async fn seed(addr: SocketAddr) -> Result<(Vec<String>, Vec<String>), Box<dyn st
         if status != 201 {
             return Err(format!("seeding an article answered {status}: {body}").into());
         }
-        let slug = body["article"]["slug"].as_str().unwrap_or_default().to_owned();
+        let slug = body["article"]["slug"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         for fan in 0..(i % 4) {
             client
-                .call("POST", &format!("/api/articles/{slug}/favorite"), Some(&tokens[fan]), None)
+                .call(
+                    "POST",
+                    &format!("/api/articles/{slug}/favorite"),
+                    Some(&tokens[fan]),
+                    None,
+                )
                 .await?;
         }
         slugs.push(slug);
     }
     for i in 0..USERS {
         client
-            .call("POST", &format!("/api/profiles/user{}/follow", (i + 1) % USERS), Some(&tokens[i]), None)
+            .call(
+                "POST",
+                &format!("/api/profiles/user{}/follow", (i + 1) % USERS),
+                Some(&tokens[i]),
+                None,
+            )
             .await?;
     }
     Ok((tokens, slugs))
@@ -244,7 +274,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 match client.call("GET", &path, token, None).await {
                     Ok((200, _)) => {
                         let took = at.elapsed();
-                        if list { samples.list.push(took) } else { samples.get.push(took) }
+                        if list {
+                            samples.list.push(took)
+                        } else {
+                            samples.get.push(took)
+                        }
                     }
                     _ => samples.errors += 1,
                 }
@@ -266,8 +300,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut both: Vec<Duration> = all.list.iter().chain(&all.get).copied().collect();
     println!("| endpoint | requests | requests/s | p50 | p99 |");
     println!("| --- | --- | --- | --- | --- |");
-    println!("{}", line("GET /api/articles?limit=20", &mut all.list, elapsed));
-    println!("{}", line("GET /api/articles/{slug}", &mut all.get, elapsed));
+    println!(
+        "{}",
+        line("GET /api/articles?limit=20", &mut all.list, elapsed)
+    );
+    println!(
+        "{}",
+        line("GET /api/articles/{slug}", &mut all.get, elapsed)
+    );
     println!("{}", line("both", &mut both, elapsed));
     println!("errors: {}", all.errors);
     println!("pool: peak in use {peak_in_use}, peak open {peak_size}, max {max}");
@@ -286,7 +326,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         after.dropped_unfinished,
         after.long_running.len()
     );
-    let leaked = after.active != 0 || after.dropped_unfinished != 0 || !after.long_running.is_empty();
+    let leaked =
+        after.active != 0 || after.dropped_unfinished != 0 || !after.long_running.is_empty();
     example.finish(&tables).await?;
     if leaked || all.errors > 0 {
         return Err("the run left sessions open or had failed requests".into());

@@ -5,15 +5,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use hyper::Request;
+use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use ops_sea::Db;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::{bounded, TestDb, STEP_TIMEOUT};
+use crate::{STEP_TIMEOUT, TestDb, bounded};
 
 /// The secret the servers under test sign their tokens with.
 pub const TEST_SECRET: &[u8] = b"ops-tests-realworld-secret";
@@ -53,9 +53,13 @@ impl Conduit {
         let db = bounded("connecting", STEP_TIMEOUT, Db::connect_with(config))
             .await
             .expect("connect to the test database");
-        bounded("creating the tables", STEP_TIMEOUT, realworld::create_tables(&db))
-            .await
-            .expect("create the tables");
+        bounded(
+            "creating the tables",
+            STEP_TIMEOUT,
+            realworld::create_tables(&db),
+        )
+        .await
+        .expect("create the tables");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local address");
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -134,7 +138,9 @@ pub async fn send(
         }
         None => Bytes::new(),
     };
-    let response = sender.send_request(request.body(Full::new(payload))?).await?;
+    let response = sender
+        .send_request(request.body(Full::new(payload))?)
+        .await?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await?.to_bytes();
     let text = String::from_utf8_lossy(&bytes).into_owned();

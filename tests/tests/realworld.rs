@@ -57,7 +57,9 @@ fn assert_errors(reply: &Reply, status: u16) {
 
 /// ISO 8601 in UTC with milliseconds: `2026-11-30T13:45:00.123Z`.
 fn assert_timestamp(value: &Value) {
-    let text = value.as_str().unwrap_or_else(|| panic!("not a string: {value}"));
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"));
     let bytes = text.as_bytes();
     let shape_ok = text.len() == 24
         && text.ends_with('Z')
@@ -71,7 +73,10 @@ fn assert_timestamp(value: &Value) {
             .char_indices()
             .filter(|(i, _)| ![4, 7, 10, 13, 16, 19, 23].contains(i))
             .all(|(_, c)| c.is_ascii_digit());
-    assert!(shape_ok, "not an ISO 8601 UTC timestamp with milliseconds: {text}");
+    assert!(
+        shape_ok,
+        "not an ISO 8601 UTC timestamp with milliseconds: {text}"
+    );
 }
 
 fn slugs(reply: &Reply) -> Vec<String> {
@@ -116,7 +121,9 @@ async fn users_register_login_and_update() {
         json!({"user": {"username": "u", "email": "u@x.y"}}),
         json!({"username": "u", "email": "u@x.y", "password": "x"}),
     ] {
-        let reply = api.call("POST", "/api/users", None, Some(body.clone())).await;
+        let reply = api
+            .call("POST", "/api/users", None, Some(body.clone()))
+            .await;
         assert_errors(&reply, 422);
     }
     let taken = api
@@ -124,7 +131,9 @@ async fn users_register_login_and_update() {
             "POST",
             "/api/users",
             None,
-            Some(json!({"user": {"username": "other", "email": "jake@jake.jake", "password": "x"}})),
+            Some(
+                json!({"user": {"username": "other", "email": "jake@jake.jake", "password": "x"}}),
+            ),
         )
         .await;
     assert!(taken.text.contains("email"), "{}", taken.text);
@@ -133,12 +142,21 @@ async fn users_register_login_and_update() {
             "POST",
             "/api/users",
             None,
-            Some(json!({"user": {"username": "jake", "email": "other@jake.jake", "password": "x"}})),
+            Some(
+                json!({"user": {"username": "jake", "email": "other@jake.jake", "password": "x"}}),
+            ),
         )
         .await;
     assert!(taken.text.contains("username"), "{}", taken.text);
     assert_errors(
-        &send_raw(api.addr, "POST", "/api/users", "application/json", "{not json").await,
+        &send_raw(
+            api.addr,
+            "POST",
+            "/api/users",
+            "application/json",
+            "{not json",
+        )
+        .await,
         422,
     );
     assert_errors(
@@ -157,7 +175,10 @@ async fn users_register_login_and_update() {
         .await;
     assert_eq!(login.status, 200, "{}", login.text);
     assert_eq!(login.body["user"]["username"], "jake");
-    let login_token = login.body["user"]["token"].as_str().expect("token").to_owned();
+    let login_token = login.body["user"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     for body in [
         json!({"user": {"email": "jake@jake.jake", "password": "wrong"}}),
         json!({"user": {"email": "nobody@jake.jake", "password": "jakejake"}}),
@@ -169,7 +190,10 @@ async fn users_register_login_and_update() {
         json!({"user": {"email": "jake@jake.jake"}}),
         json!({"user": {"email": "", "password": "x"}}),
     ] {
-        assert_errors(&api.call("POST", "/api/users/login", None, Some(body)).await, 422);
+        assert_errors(
+            &api.call("POST", "/api/users/login", None, Some(body)).await,
+            422,
+        );
     }
 
     // Current user: with either token 200; without, with a bad token or the wrong scheme 401.
@@ -181,7 +205,9 @@ async fn users_register_login_and_update() {
     }
     assert_eq!(api.call("GET", "/api/user", None, None).await.status, 401);
     assert_eq!(
-        api.call("GET", "/api/user", Some("not.a.jwt"), None).await.status,
+        api.call("GET", "/api/user", Some("not.a.jwt"), None)
+            .await
+            .status,
         401
     );
     let forged = api
@@ -203,13 +229,21 @@ async fn users_register_login_and_update() {
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert_eq!(updated.body["user"]["bio"], "I like to skateboard");
-    assert_eq!(updated.body["user"]["image"], "https://i.stack.imgur.com/xHWG8.jpg");
+    assert_eq!(
+        updated.body["user"]["image"],
+        "https://i.stack.imgur.com/xHWG8.jpg"
+    );
     assert_eq!(updated.body["user"]["email"], "jake2@jake.jake");
     assert_eq!(updated.body["user"]["username"], "jake");
     assert_eq!(
-        api.call("PUT", "/api/user", None, Some(json!({"user": {"bio": "x"}})))
-            .await
-            .status,
+        api.call(
+            "PUT",
+            "/api/user",
+            None,
+            Some(json!({"user": {"bio": "x"}}))
+        )
+        .await
+        .status,
         401
     );
     for body in [
@@ -219,11 +253,19 @@ async fn users_register_login_and_update() {
         json!({"user": {"password": ""}}),
         json!({"bio": "no envelope"}),
     ] {
-        assert_errors(&api.call("PUT", "/api/user", Some(&token), Some(body)).await, 422);
+        assert_errors(
+            &api.call("PUT", "/api/user", Some(&token), Some(body)).await,
+            422,
+        );
     }
     // A new password works at the next login, the old one no longer does.
     let changed = api
-        .call("PUT", "/api/user", Some(&token), Some(json!({"user": {"password": "newpass"}})))
+        .call(
+            "PUT",
+            "/api/user",
+            Some(&token),
+            Some(json!({"user": {"password": "newpass"}})),
+        )
         .await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     let relogin = |password: &'static str| {
@@ -250,7 +292,9 @@ async fn users_register_login_and_update() {
 async fn send_bearer(api: &Conduit, token: &str) -> u16 {
     use http_body_util::{BodyExt, Empty};
     use hyper::body::Bytes;
-    let stream = tokio::net::TcpStream::connect(api.addr).await.expect("connect");
+    let stream = tokio::net::TcpStream::connect(api.addr)
+        .await
+        .expect("connect");
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -280,7 +324,10 @@ async fn profiles_and_following() {
         anonymous.body,
         json!({"profile": {"username": "bob", "bio": "", "image": "", "following": false}})
     );
-    assert_errors(&api.call("GET", "/api/profiles/nobody", None, None).await, 404);
+    assert_errors(
+        &api.call("GET", "/api/profiles/nobody", None, None).await,
+        404,
+    );
     assert_eq!(
         api.call("GET", "/api/profiles/bob", Some("garbage"), None)
             .await
@@ -297,9 +344,13 @@ async fn profiles_and_following() {
         assert_eq!(followed.body["profile"]["following"], true);
         assert_eq!(followed.body["profile"]["username"], "bob");
     }
-    let seen = api.call("GET", "/api/profiles/bob", Some(&alice), None).await;
+    let seen = api
+        .call("GET", "/api/profiles/bob", Some(&alice), None)
+        .await;
     assert_eq!(seen.body["profile"]["following"], true);
-    let seen = api.call("GET", "/api/profiles/alice", Some(&bob), None).await;
+    let seen = api
+        .call("GET", "/api/profiles/alice", Some(&bob), None)
+        .await;
     assert_eq!(seen.body["profile"]["following"], false);
 
     // Errors: no token 401, unknown user 404, oneself 422.
@@ -363,7 +414,10 @@ async fn articles_create_get_update_delete() {
     assert_eq!(article["title"], "How to train your dragon");
     assert_eq!(article["description"], "Ever wonder how?");
     assert_eq!(article["body"], "You have to believe");
-    assert_eq!(article["tagList"], json!(["reactjs", "angularjs", "dragons"]));
+    assert_eq!(
+        article["tagList"],
+        json!(["reactjs", "angularjs", "dragons"])
+    );
     assert_eq!(article["favorited"], false);
     assert_eq!(article["favoritesCount"], 0);
     assert_eq!(
@@ -384,15 +438,23 @@ async fn articles_create_get_update_delete() {
         )
         .await;
     assert_eq!(again.status, 201, "{}", again.text);
-    let second_slug = again.body["article"]["slug"].as_str().expect("slug").to_owned();
+    let second_slug = again.body["article"]["slug"]
+        .as_str()
+        .expect("slug")
+        .to_owned();
     assert_ne!(second_slug, "how-to-train-your-dragon");
-    assert!(second_slug.starts_with("how-to-train-your-dragon-"), "{second_slug}");
+    assert!(
+        second_slug.starts_with("how-to-train-your-dragon-"),
+        "{second_slug}"
+    );
     assert_eq!(again.body["article"]["tagList"], json!([]));
 
     // Create errors: 401 without a token, 422 for blank or missing fields and bad types.
     let good = json!({"article": {"title": "t", "description": "d", "body": "b"}});
     assert_eq!(
-        api.call("POST", "/api/articles", None, Some(good)).await.status,
+        api.call("POST", "/api/articles", None, Some(good))
+            .await
+            .status,
         401
     );
     for body in [
@@ -402,7 +464,11 @@ async fn articles_create_get_update_delete() {
         json!({"article": {"title": "t", "description": "d", "body": "b", "tagList": "not-a-list"}}),
         json!({"title": "t", "description": "d", "body": "b"}),
     ] {
-        assert_errors(&api.call("POST", "/api/articles", Some(&jake), Some(body)).await, 422);
+        assert_errors(
+            &api.call("POST", "/api/articles", Some(&jake), Some(body))
+                .await,
+            422,
+        );
     }
 
     // Get: 200 for anyone, with the body; 404 for an unknown slug.
@@ -411,22 +477,48 @@ async fn articles_create_get_update_delete() {
         .await;
     assert_eq!(got.status, 200, "{}", got.text);
     assert_eq!(got.body["article"]["body"], "You have to believe");
-    assert_eq!(got.body["article"]["tagList"], json!(["reactjs", "angularjs", "dragons"]));
-    assert_errors(&api.call("GET", "/api/articles/no-such-article", None, None).await, 404);
+    assert_eq!(
+        got.body["article"]["tagList"],
+        json!(["reactjs", "angularjs", "dragons"])
+    );
+    assert_errors(
+        &api.call("GET", "/api/articles/no-such-article", None, None)
+            .await,
+        404,
+    );
 
     // Update: only the author (403 for others), 404 for none, 401 without a token, 422 blank.
     let change = json!({"article": {"body": "With two hands"}});
     let path = "/api/articles/how-to-train-your-dragon";
-    assert_eq!(api.call("PUT", path, None, Some(change.clone())).await.status, 401);
-    assert_errors(&api.call("PUT", path, Some(&other), Some(change.clone())).await, 403);
+    assert_eq!(
+        api.call("PUT", path, None, Some(change.clone()))
+            .await
+            .status,
+        401
+    );
     assert_errors(
-        &api.call("PUT", "/api/articles/no-such-article", Some(&jake), Some(change.clone()))
+        &api.call("PUT", path, Some(&other), Some(change.clone()))
             .await,
+        403,
+    );
+    assert_errors(
+        &api.call(
+            "PUT",
+            "/api/articles/no-such-article",
+            Some(&jake),
+            Some(change.clone()),
+        )
+        .await,
         404,
     );
     assert_errors(
-        &api.call("PUT", path, Some(&jake), Some(json!({"article": {"title": ""}})))
-            .await,
+        &api.call(
+            "PUT",
+            path,
+            Some(&jake),
+            Some(json!({"article": {"title": ""}})),
+        )
+        .await,
         422,
     );
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -434,28 +526,53 @@ async fn articles_create_get_update_delete() {
     assert_eq!(updated.status, 200, "{}", updated.text);
     let body = &updated.body["article"];
     assert_eq!(body["body"], "With two hands");
-    assert_eq!(body["slug"], "how-to-train-your-dragon", "same title, same slug");
+    assert_eq!(
+        body["slug"], "how-to-train-your-dragon",
+        "same title, same slug"
+    );
     assert_eq!(body["tagList"], json!(["reactjs", "angularjs", "dragons"]));
     assert_eq!(body["createdAt"], article["createdAt"]);
     assert!(body["updatedAt"].as_str() > article["updatedAt"].as_str());
 
     // A new title gives a new slug; the old one is gone.
     let retitled = api
-        .call("PUT", path, Some(&jake), Some(json!({"article": {"title": "Did you train your dragon?"}})))
+        .call(
+            "PUT",
+            path,
+            Some(&jake),
+            Some(json!({"article": {"title": "Did you train your dragon?"}})),
+        )
         .await;
     assert_eq!(retitled.status, 200, "{}", retitled.text);
-    assert_eq!(retitled.body["article"]["slug"], "did-you-train-your-dragon");
+    assert_eq!(
+        retitled.body["article"]["slug"],
+        "did-you-train-your-dragon"
+    );
     assert_eq!(api.call("GET", path, None, None).await.status, 404);
 
     // Delete: 401, 403, 404, then 204 and gone.
     let path = "/api/articles/did-you-train-your-dragon";
     assert_eq!(api.call("DELETE", path, None, None).await.status, 401);
     assert_errors(&api.call("DELETE", path, Some(&other), None).await, 403);
-    assert_errors(&api.call("DELETE", "/api/articles/nope", Some(&jake), None).await, 404);
+    assert_errors(
+        &api.call("DELETE", "/api/articles/nope", Some(&jake), None)
+            .await,
+        404,
+    );
     // Favorites and comments go with the article.
-    assert_eq!(api.call("POST", &format!("{path}/favorite"), Some(&other), None).await.status, 200);
+    assert_eq!(
+        api.call("POST", &format!("{path}/favorite"), Some(&other), None)
+            .await
+            .status,
+        200
+    );
     let commented = api
-        .call("POST", &format!("{path}/comments"), Some(&other), Some(json!({"comment": {"body": "nice"}})))
+        .call(
+            "POST",
+            &format!("{path}/comments"),
+            Some(&other),
+            Some(json!({"comment": {"body": "nice"}})),
+        )
         .await;
     assert_eq!(commented.status, 200, "{}", commented.text);
     let deleted = api.call("DELETE", path, Some(&jake), None).await;
@@ -464,7 +581,11 @@ async fn articles_create_get_update_delete() {
     assert_errors(&api.call("GET", path, None, None).await, 404);
     assert_errors(&api.call("DELETE", path, Some(&jake), None).await, 404);
     let tags = api.call("GET", "/api/tags", None, None).await;
-    assert_eq!(tags.body, json!({"tags": []}), "the deleted article's tags are gone");
+    assert_eq!(
+        tags.body,
+        json!({"tags": []}),
+        "the deleted article's tags are gone"
+    );
     api.stop().await;
 }
 
@@ -485,7 +606,12 @@ async fn list_filters_pages_and_feed() {
         (&anna, "a3", vec!["cats"]),
         (&jake, "j4", vec![]),
     ] {
-        written.push(create_article(&api, token, title, &tags).await["slug"].as_str().unwrap().to_owned());
+        written.push(
+            create_article(&api, token, title, &tags).await["slug"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
         // Distinct milliseconds, so that newest-first is by time, not only by id.
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
@@ -496,72 +622,160 @@ async fn list_filters_pages_and_feed() {
     assert_eq!(all.body["articlesCount"], 7);
     assert_eq!(slugs(&all), newest_first);
     for item in all.body["articles"].as_array().unwrap() {
-        assert!(item.get("body").is_none(), "list items have no body: {item}");
-        for field in ["slug", "title", "description", "tagList", "createdAt", "updatedAt", "favorited", "favoritesCount", "author"] {
+        assert!(
+            item.get("body").is_none(),
+            "list items have no body: {item}"
+        );
+        for field in [
+            "slug",
+            "title",
+            "description",
+            "tagList",
+            "createdAt",
+            "updatedAt",
+            "favorited",
+            "favoritesCount",
+            "author",
+        ] {
             assert!(item.get(field).is_some(), "{field} missing in {item}");
         }
     }
 
     // Paging: limit and offset; articlesCount stays the total.
-    let page = api.call("GET", "/api/articles?limit=2&offset=1", None, None).await;
+    let page = api
+        .call("GET", "/api/articles?limit=2&offset=1", None, None)
+        .await;
     assert_eq!(slugs(&page), newest_first[1..3].to_vec());
     assert_eq!(page.body["articlesCount"], 7);
     let beyond = api.call("GET", "/api/articles?offset=50", None, None).await;
     assert_eq!(beyond.body, json!({"articles": [], "articlesCount": 7}));
     for bad in ["limit=0", "limit=abc", "offset=-1", "limit=1.5"] {
-        assert_errors(&api.call("GET", &format!("/api/articles?{bad}"), None, None).await, 422);
+        assert_errors(
+            &api.call("GET", &format!("/api/articles?{bad}"), None, None)
+                .await,
+            422,
+        );
     }
 
     // Filters: tag, author, favorited; unknown values give an empty list.
-    let by_tag = api.call("GET", "/api/articles?tag=dragons", None, None).await;
+    let by_tag = api
+        .call("GET", "/api/articles?tag=dragons", None, None)
+        .await;
     assert_eq!(slugs(&by_tag), vec!["j3", "a1", "j1"]);
     assert_eq!(by_tag.body["articlesCount"], 3);
-    let by_author = api.call("GET", "/api/articles?author=anna", None, None).await;
+    let by_author = api
+        .call("GET", "/api/articles?author=anna", None, None)
+        .await;
     assert_eq!(slugs(&by_author), vec!["a3", "a2", "a1"]);
-    let both = api.call("GET", "/api/articles?author=jake&tag=training", None, None).await;
+    let both = api
+        .call("GET", "/api/articles?author=jake&tag=training", None, None)
+        .await;
     assert_eq!(slugs(&both), vec!["j2", "j1"]);
     assert_eq!(both.body["articlesCount"], 2);
-    for path in ["/api/articles?tag=nothing", "/api/articles?author=nobody", "/api/articles?favorited=nobody"] {
+    for path in [
+        "/api/articles?tag=nothing",
+        "/api/articles?author=nobody",
+        "/api/articles?favorited=nobody",
+    ] {
         let empty = api.call("GET", path, None, None).await;
-        assert_eq!(empty.body, json!({"articles": [], "articlesCount": 0}), "{path}");
+        assert_eq!(
+            empty.body,
+            json!({"articles": [], "articlesCount": 0}),
+            "{path}"
+        );
     }
     for slug in ["j1", "a3"] {
-        let reply = api.call("POST", &format!("/api/articles/{slug}/favorite"), Some(&carl), None).await;
+        let reply = api
+            .call(
+                "POST",
+                &format!("/api/articles/{slug}/favorite"),
+                Some(&carl),
+                None,
+            )
+            .await;
         assert_eq!(reply.status, 200);
     }
-    api.call("POST", "/api/articles/j1/favorite", Some(&anna), None).await;
-    let favorited = api.call("GET", "/api/articles?favorited=carl", None, None).await;
+    api.call("POST", "/api/articles/j1/favorite", Some(&anna), None)
+        .await;
+    let favorited = api
+        .call("GET", "/api/articles?favorited=carl", None, None)
+        .await;
     assert_eq!(slugs(&favorited), vec!["a3", "j1"]);
 
     // favorited, favoritesCount and following as each caller sees them.
-    let as_carl = api.call("GET", "/api/articles?author=jake&limit=10", Some(&carl), None).await;
-    let j1 = as_carl.body["articles"].as_array().unwrap().iter().find(|a| a["slug"] == "j1").unwrap().clone();
+    let as_carl = api
+        .call(
+            "GET",
+            "/api/articles?author=jake&limit=10",
+            Some(&carl),
+            None,
+        )
+        .await;
+    let j1 = as_carl.body["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["slug"] == "j1")
+        .unwrap()
+        .clone();
     assert_eq!(j1["favorited"], true);
     assert_eq!(j1["favoritesCount"], 2);
     assert_eq!(j1["author"]["following"], false);
-    let anonymous = api.call("GET", "/api/articles?tag=training", None, None).await;
-    let j1 = anonymous.body["articles"].as_array().unwrap().iter().find(|a| a["slug"] == "j1").unwrap().clone();
+    let anonymous = api
+        .call("GET", "/api/articles?tag=training", None, None)
+        .await;
+    let j1 = anonymous.body["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["slug"] == "j1")
+        .unwrap()
+        .clone();
     assert_eq!(j1["favorited"], false);
     assert_eq!(j1["favoritesCount"], 2);
     assert_eq!(j1["tagList"], json!(["dragons", "training"]));
 
     // Feed: 401 without a token; empty until Carl follows someone; then only their articles.
-    assert_eq!(api.call("GET", "/api/articles/feed", None, None).await.status, 401);
-    let empty = api.call("GET", "/api/articles/feed", Some(&carl), None).await;
+    assert_eq!(
+        api.call("GET", "/api/articles/feed", None, None)
+            .await
+            .status,
+        401
+    );
+    let empty = api
+        .call("GET", "/api/articles/feed", Some(&carl), None)
+        .await;
     assert_eq!(empty.status, 200, "{}", empty.text);
     assert_eq!(empty.body, json!({"articles": [], "articlesCount": 0}));
-    api.call("POST", "/api/profiles/anna/follow", Some(&carl), None).await;
-    let feed = api.call("GET", "/api/articles/feed", Some(&carl), None).await;
+    api.call("POST", "/api/profiles/anna/follow", Some(&carl), None)
+        .await;
+    let feed = api
+        .call("GET", "/api/articles/feed", Some(&carl), None)
+        .await;
     assert_eq!(slugs(&feed), vec!["a3", "a2", "a1"]);
     assert_eq!(feed.body["articlesCount"], 3);
     for item in feed.body["articles"].as_array().unwrap() {
         assert_eq!(item["author"]["following"], true);
     }
-    assert_eq!(feed.body["articles"][0]["favorited"], true, "Carl favorited a3");
-    let paged = api.call("GET", "/api/articles/feed?limit=1&offset=1", Some(&carl), None).await;
+    assert_eq!(
+        feed.body["articles"][0]["favorited"], true,
+        "Carl favorited a3"
+    );
+    let paged = api
+        .call(
+            "GET",
+            "/api/articles/feed?limit=1&offset=1",
+            Some(&carl),
+            None,
+        )
+        .await;
     assert_eq!(slugs(&paged), vec!["a2"]);
     assert_eq!(paged.body["articlesCount"], 3);
-    assert_errors(&api.call("GET", "/api/articles/feed?limit=0", Some(&carl), None).await, 422);
+    assert_errors(
+        &api.call("GET", "/api/articles/feed?limit=0", Some(&carl), None)
+            .await,
+        422,
+    );
 
     // Tags: every tag in use, the most used first.
     let tags = api.call("GET", "/api/tags", None, None).await;
@@ -579,85 +793,173 @@ async fn favorites_and_comments() {
     create_article(&api, &jake, "Dragons", &["dragons"]).await;
 
     // Favorite: 200 with favorited and the count; twice stays one; unfavorite takes it back.
-    let fav = api.call("POST", "/api/articles/dragons/favorite", Some(&anna), None).await;
+    let fav = api
+        .call("POST", "/api/articles/dragons/favorite", Some(&anna), None)
+        .await;
     assert_eq!(fav.status, 200, "{}", fav.text);
     assert_eq!(fav.body["article"]["favorited"], true);
     assert_eq!(fav.body["article"]["favoritesCount"], 1);
     assert_eq!(fav.body["article"]["body"], "all of Dragons");
-    let fav = api.call("POST", "/api/articles/dragons/favorite", Some(&anna), None).await;
+    let fav = api
+        .call("POST", "/api/articles/dragons/favorite", Some(&anna), None)
+        .await;
     assert_eq!(fav.body["article"]["favoritesCount"], 1);
-    let fav = api.call("POST", "/api/articles/dragons/favorite", Some(&jake), None).await;
+    let fav = api
+        .call("POST", "/api/articles/dragons/favorite", Some(&jake), None)
+        .await;
     assert_eq!(fav.body["article"]["favoritesCount"], 2);
-    let seen = api.call("GET", "/api/articles/dragons", Some(&anna), None).await;
+    let seen = api
+        .call("GET", "/api/articles/dragons", Some(&anna), None)
+        .await;
     assert_eq!(seen.body["article"]["favorited"], true);
     assert_eq!(seen.body["article"]["favoritesCount"], 2);
-    let unfav = api.call("DELETE", "/api/articles/dragons/favorite", Some(&anna), None).await;
+    let unfav = api
+        .call(
+            "DELETE",
+            "/api/articles/dragons/favorite",
+            Some(&anna),
+            None,
+        )
+        .await;
     assert_eq!(unfav.status, 200, "{}", unfav.text);
     assert_eq!(unfav.body["article"]["favorited"], false);
     assert_eq!(unfav.body["article"]["favoritesCount"], 1);
-    let unfav = api.call("DELETE", "/api/articles/dragons/favorite", Some(&anna), None).await;
+    let unfav = api
+        .call(
+            "DELETE",
+            "/api/articles/dragons/favorite",
+            Some(&anna),
+            None,
+        )
+        .await;
     assert_eq!(unfav.body["article"]["favoritesCount"], 1);
     for method in ["POST", "DELETE"] {
-        assert_eq!(api.call(method, "/api/articles/dragons/favorite", None, None).await.status, 401);
-        assert_errors(&api.call(method, "/api/articles/nope/favorite", Some(&anna), None).await, 404);
+        assert_eq!(
+            api.call(method, "/api/articles/dragons/favorite", None, None)
+                .await
+                .status,
+            401
+        );
+        assert_errors(
+            &api.call(method, "/api/articles/nope/favorite", Some(&anna), None)
+                .await,
+            404,
+        );
     }
 
     // Comments: add (200, the spec's status), list oldest first, delete by the author only.
     let path = "/api/articles/dragons/comments";
     let first = api
-        .call("POST", path, Some(&anna), Some(json!({"comment": {"body": "Thank you so much!"}})))
+        .call(
+            "POST",
+            path,
+            Some(&anna),
+            Some(json!({"comment": {"body": "Thank you so much!"}})),
+        )
         .await;
     assert_eq!(first.status, 200, "{}", first.text);
     let comment = &first.body["comment"];
     assert!(comment["id"].is_i64(), "{comment}");
     assert_eq!(comment["body"], "Thank you so much!");
-    assert_eq!(comment["author"], json!({"username": "anna", "bio": "", "image": "", "following": false}));
+    assert_eq!(
+        comment["author"],
+        json!({"username": "anna", "bio": "", "image": "", "following": false})
+    );
     assert_timestamp(&comment["createdAt"]);
     assert_timestamp(&comment["updatedAt"]);
     let first_id = comment["id"].as_i64().unwrap();
     let second = api
-        .call("POST", path, Some(&jake), Some(json!({"comment": {"body": "You are welcome"}})))
+        .call(
+            "POST",
+            path,
+            Some(&jake),
+            Some(json!({"comment": {"body": "You are welcome"}})),
+        )
         .await;
     let second_id = second.body["comment"]["id"].as_i64().unwrap();
-    assert_eq!(api.call("POST", path, None, Some(json!({"comment": {"body": "x"}}))).await.status, 401);
-    for body in [json!({"comment": {"body": ""}}), json!({"comment": {}}), json!({"body": "x"})] {
+    assert_eq!(
+        api.call("POST", path, None, Some(json!({"comment": {"body": "x"}})))
+            .await
+            .status,
+        401
+    );
+    for body in [
+        json!({"comment": {"body": ""}}),
+        json!({"comment": {}}),
+        json!({"body": "x"}),
+    ] {
         assert_errors(&api.call("POST", path, Some(&anna), Some(body)).await, 422);
     }
     assert_errors(
-        &api.call("POST", "/api/articles/nope/comments", Some(&anna), Some(json!({"comment": {"body": "x"}})))
-            .await,
+        &api.call(
+            "POST",
+            "/api/articles/nope/comments",
+            Some(&anna),
+            Some(json!({"comment": {"body": "x"}})),
+        )
+        .await,
         404,
     );
 
-    api.call("POST", "/api/profiles/jake/follow", Some(&anna), None).await;
+    api.call("POST", "/api/profiles/jake/follow", Some(&anna), None)
+        .await;
     let listed = api.call("GET", path, Some(&anna), None).await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     let comments = listed.body["comments"].as_array().unwrap();
     assert_eq!(comments.len(), 2);
     assert_eq!(comments[0]["id"], first_id);
     assert_eq!(comments[1]["id"], second_id);
-    assert_eq!(comments[1]["author"]["following"], true, "Anna follows Jake");
+    assert_eq!(
+        comments[1]["author"]["following"], true,
+        "Anna follows Jake"
+    );
     assert_eq!(comments[0]["author"]["following"], false);
     let anonymous = api.call("GET", path, None, None).await;
     assert_eq!(anonymous.body["comments"][1]["author"]["following"], false);
-    assert_errors(&api.call("GET", "/api/articles/nope/comments", None, None).await, 404);
+    assert_errors(
+        &api.call("GET", "/api/articles/nope/comments", None, None)
+            .await,
+        404,
+    );
     assert_eq!(api.call("GET", path, Some("bad"), None).await.status, 401);
 
     let first_path = format!("{path}/{first_id}");
-    assert_eq!(api.call("DELETE", &first_path, None, None).await.status, 401);
-    assert_errors(&api.call("DELETE", &first_path, Some(&jake), None).await, 403);
-    assert_errors(&api.call("DELETE", &format!("{path}/999999"), Some(&anna), None).await, 404);
-    assert_errors(&api.call("DELETE", &format!("{path}/abc"), Some(&anna), None).await, 422);
+    assert_eq!(
+        api.call("DELETE", &first_path, None, None).await.status,
+        401
+    );
+    assert_errors(
+        &api.call("DELETE", &first_path, Some(&jake), None).await,
+        403,
+    );
+    assert_errors(
+        &api.call("DELETE", &format!("{path}/999999"), Some(&anna), None)
+            .await,
+        404,
+    );
+    assert_errors(
+        &api.call("DELETE", &format!("{path}/abc"), Some(&anna), None)
+            .await,
+        422,
+    );
     // A comment id through another article's path is not found there.
     create_article(&api, &anna, "Cats", &[]).await;
     assert_errors(
-        &api.call("DELETE", &format!("/api/articles/cats/comments/{first_id}"), Some(&anna), None)
-            .await,
+        &api.call(
+            "DELETE",
+            &format!("/api/articles/cats/comments/{first_id}"),
+            Some(&anna),
+            None,
+        )
+        .await,
         404,
     );
     let deleted = api.call("DELETE", &first_path, Some(&anna), None).await;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
-    assert_errors(&api.call("DELETE", &first_path, Some(&anna), None).await, 404);
+    assert_errors(
+        &api.call("DELETE", &first_path, Some(&anna), None).await,
+        404,
+    );
     let listed = api.call("GET", path, None, None).await;
     assert_eq!(listed.body["comments"].as_array().unwrap().len(), 1);
     api.stop().await;
@@ -679,9 +981,15 @@ async fn concurrent_favorites_are_all_counted() {
             let token = token.clone();
             let addr = api.addr;
             tokio::spawn(async move {
-                send(addr, "POST", "/api/articles/popular/favorite", Some(&token), None)
-                    .await
-                    .expect("favorite")
+                send(
+                    addr,
+                    "POST",
+                    "/api/articles/popular/favorite",
+                    Some(&token),
+                    None,
+                )
+                .await
+                .expect("favorite")
             })
         });
         for call in calls.collect::<Vec<_>>() {
@@ -701,9 +1009,15 @@ async fn concurrent_favorites_are_all_counted() {
             let token = token.clone();
             let addr = api.addr;
             tokio::spawn(async move {
-                send(addr, "DELETE", "/api/articles/popular/favorite", Some(&token), None)
-                    .await
-                    .expect("unfavorite")
+                send(
+                    addr,
+                    "DELETE",
+                    "/api/articles/popular/favorite",
+                    Some(&token),
+                    None,
+                )
+                .await
+                .expect("unfavorite")
             })
         })
         .collect();

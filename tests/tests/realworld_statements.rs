@@ -125,13 +125,23 @@ async fn list_and_feed_run_a_fixed_number_of_statements() {
         assert_eq!(reply.status, 201, "{}", reply.text);
         let slug = reply.body["article"]["slug"].as_str().unwrap().to_owned();
         let fav = api
-            .call("POST", &format!("/api/articles/{slug}/favorite"), Some(&reader), None)
+            .call(
+                "POST",
+                &format!("/api/articles/{slug}/favorite"),
+                Some(&reader),
+                None,
+            )
             .await;
         assert_eq!(fav.status, 200);
     }
     for name in ["writer1", "writer2", "writer3"] {
         let reply = api
-            .call("POST", &format!("/api/profiles/{name}/follow"), Some(&reader), None)
+            .call(
+                "POST",
+                &format!("/api/profiles/{name}/follow"),
+                Some(&reader),
+                None,
+            )
             .await;
         assert_eq!(reply.status, 200);
     }
@@ -143,7 +153,10 @@ async fn list_and_feed_run_a_fixed_number_of_statements() {
         ("/api/articles?limit=1", Some(reader.as_str())),
         ("/api/articles?limit=20", Some(reader.as_str())),
         ("/api/articles?tag=t1&limit=20", Some(reader.as_str())),
-        ("/api/articles?favorited=reader&author=writer1", Some(reader.as_str())),
+        (
+            "/api/articles?favorited=reader&author=writer1",
+            Some(reader.as_str()),
+        ),
         ("/api/articles/feed?limit=1", Some(reader.as_str())),
         ("/api/articles/feed?limit=20", Some(reader.as_str())),
     ] {
@@ -154,7 +167,14 @@ async fn list_and_feed_run_a_fixed_number_of_statements() {
     }
     eprintln!("statements per request (besides the session's BEGIN and COMMIT):");
     for (path, authenticated, count) in &report {
-        eprintln!("  {count:2}  {path}{}", if *authenticated { " (with a token)" } else { "" });
+        eprintln!(
+            "  {count:2}  {path}{}",
+            if *authenticated {
+                " (with a token)"
+            } else {
+                ""
+            }
+        );
     }
     let count = |i: usize| report[i].2;
     // The page size changes nothing: no statement per article.

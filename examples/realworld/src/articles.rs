@@ -1,8 +1,8 @@
 //! Articles: the lists, the feed, one article, writing, favorites, and the tags.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use ops_sea::axum::RequestSession;
 use ops_sea::prelude::*;
 use sea_orm::sea_query::{Expr, Func, Order, Query};
@@ -11,15 +11,15 @@ use sea_orm::{
     QuerySelect,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use crate::AppState;
 use crate::auth::{AuthUser, MaybeUser};
 use crate::entities::{article, article_tag, favorite, follow, user};
 use crate::error::ApiError;
 use crate::extract::{Body, Params};
 use crate::users::required;
-use crate::views::{self, now_millis, ArticleView};
-use crate::AppState;
+use crate::views::{self, ArticleView, now_millis};
 
 /// The largest page a client may ask for.
 pub const MAX_LIMIT: u64 = 1000;
@@ -130,7 +130,9 @@ async fn answer_list<C: ConnectionTrait>(
         .filter_map(|(article, author)| Some((article, author?)))
         .collect();
     let articles = views::articles(db, caller, rows, false).await?;
-    Ok(Json(json!({ "articles": articles, "articlesCount": total })))
+    Ok(Json(
+        json!({ "articles": articles, "articlesCount": total }),
+    ))
 }
 
 /// `GET /articles?tag=&author=&favorited=&limit=&offset=`: most recent first.
@@ -188,7 +190,11 @@ fn user_id_of(username: &str) -> sea_orm::sea_query::SelectStatement {
 
 /// `GET /articles/feed?limit=&offset=`: articles by the users the caller follows, most recent
 /// first.
-pub async fn feed(me: AuthUser, tx: RequestSession, params: Params) -> Result<Json<Value>, ApiError> {
+pub async fn feed(
+    me: AuthUser,
+    tx: RequestSession,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
     let (limit, offset) = paging(&params)?;
     let condition = Condition::all().add(
         article::Column::AuthorId.in_subquery(
@@ -264,11 +270,14 @@ async fn insert_article(
     .await?;
     let tags = clean_tags(input.tag_list.clone().unwrap_or_default());
     if !tags.is_empty() {
-        let rows = tags.into_iter().zip(0..).map(|(tag, position)| article_tag::New {
-            article_id: created.id,
-            tag,
-            position,
-        });
+        let rows = tags
+            .into_iter()
+            .zip(0..)
+            .map(|(tag, position)| article_tag::New {
+                article_id: created.id,
+                tag,
+                position,
+            });
         article_tag::Ops::create_many(session, rows).await?;
     }
     let author = user::Ops::get(session, author_id).await?;
@@ -298,7 +307,9 @@ pub async fn create(
             Ok(view) => return Ok((StatusCode::CREATED, article_body(view))),
         }
     }
-    Err(ApiError::invalid("no free slug was found for this title; change the title"))
+    Err(ApiError::invalid(
+        "no free slug was found for this title; change the title",
+    ))
 }
 
 /// The article with this slug, when `me` wrote it: 404 when there is none, 403 when someone else
@@ -310,7 +321,9 @@ async fn own_article<C: ConnectionTrait>(
 ) -> Result<(article::Model, user::Model), ApiError> {
     let (found, author) = by_slug(db, slug).await?;
     if found.author_id != me {
-        return Err(ApiError::Forbidden("only the author may change this article"));
+        return Err(ApiError::Forbidden(
+            "only the author may change this article",
+        ));
     }
     Ok((found, author))
 }
@@ -372,7 +385,9 @@ pub async fn update(
             other => return other.map(article_body),
         }
     }
-    Err(ApiError::invalid("no free slug was found for this title; change the title"))
+    Err(ApiError::invalid(
+        "no free slug was found for this title; change the title",
+    ))
 }
 
 /// Deletes an article with its comments, favorites and tags: four statements that must commit
@@ -413,7 +428,12 @@ pub async fn delete(
 /// each see their own favorite counted.
 #[db_retry(attempts = 5)]
 #[managed_session]
-async fn set_favorite(session: &Session, me: i32, slug: &str, on: bool) -> Result<ArticleView, ApiError> {
+async fn set_favorite(
+    session: &Session,
+    me: i32,
+    slug: &str,
+    on: bool,
+) -> Result<ArticleView, ApiError> {
     let (found, author) = by_slug(session, slug).await?;
     let key = (me, found.id);
     if on {
@@ -467,7 +487,10 @@ pub async fn tags(tx: RequestSession) -> Result<Json<Value>, ApiError> {
         .select_only()
         .column(article_tag::Column::Tag)
         .group_by(article_tag::Column::Tag)
-        .order_by(Func::count(Expr::col(article_tag::Column::ArticleId)), Order::Desc)
+        .order_by(
+            Func::count(Expr::col(article_tag::Column::ArticleId)),
+            Order::Desc,
+        )
         .order_by(article_tag::Column::Tag, Order::Asc)
         .into_tuple()
         .all(&tx)

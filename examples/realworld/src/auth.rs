@@ -3,17 +3,17 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 /// The secret used when `JWT_SECRET` is unset: fine for a local run, never for a deployment.
 pub const DEFAULT_JWT_SECRET: &str = "conduit-local-development-secret-change-me";
@@ -147,10 +147,9 @@ fn caller(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, ApiError>
         .ok_or(ApiError::Unauthorized(
             "the authorization header must be `Token <jwt>`",
         ))?;
-    let id = state
-        .keys
-        .verify(token)
-        .ok_or(ApiError::Unauthorized("the token is invalid or has expired"))?;
+    let id = state.keys.verify(token).ok_or(ApiError::Unauthorized(
+        "the token is invalid or has expired",
+    ))?;
     Ok(Some(AuthUser {
         id,
         token: token.to_owned(),

@@ -1,21 +1,21 @@
 //! Comments on an article.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use ops_sea::axum::RequestSession;
 use ops_sea::prelude::*;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use crate::AppState;
 use crate::auth::{AuthUser, MaybeUser};
 use crate::entities::{article, comment, user};
 use crate::error::ApiError;
 use crate::extract::Body;
 use crate::users::required;
-use crate::views::{self, now_millis, timestamp, CommentView, Profile};
-use crate::AppState;
+use crate::views::{self, CommentView, Profile, now_millis, timestamp};
 
 #[derive(Debug, Deserialize)]
 pub struct CommentEnvelope {
@@ -77,7 +77,12 @@ pub async fn list(
 
 #[db_retry(attempts = 5)]
 #[managed_session]
-async fn insert_comment(session: &Session, me: i32, slug: &str, body: &str) -> Result<CommentView, ApiError> {
+async fn insert_comment(
+    session: &Session,
+    me: i32,
+    slug: &str,
+    body: &str,
+) -> Result<CommentView, ApiError> {
     let article_id = article_id(session, slug).await?;
     let now = now_millis();
     let created = comment::Ops::create(
@@ -122,7 +127,9 @@ async fn remove_comment(session: &Session, me: i32, slug: &str, id: i32) -> Resu
         .filter(|comment| comment.article_id == article_id)
         .ok_or(ApiError::NotFound("the comment does not exist"))?;
     if found.author_id != me {
-        return Err(ApiError::Forbidden("only the author may delete this comment"));
+        return Err(ApiError::Forbidden(
+            "only the author may delete this comment",
+        ));
     }
     comment::Ops::delete(session, id).await?;
     Ok(())

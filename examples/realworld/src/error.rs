@@ -3,10 +3,10 @@
 
 use std::fmt;
 
-use axum::http::header::{HeaderValue, RETRY_AFTER};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::http::StatusCode;
+use axum::http::header::{HeaderValue, RETRY_AFTER};
+use axum::response::{IntoResponse, Response};
 use ops_sea::axum::status_for;
 use ops_sea::prelude::*;
 use sea_orm::DbErr;

@@ -26,7 +26,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 fn json_problem(rejection: &JsonRejection) -> ApiError {
-    ApiError::invalid(format!("the request body is not valid: {}", rejection.body_text()))
+    ApiError::invalid(format!(
+        "the request body is not valid: {}",
+        rejection.body_text()
+    ))
 }
 
 /// The query string as a map; a query that does not parse is a 422.

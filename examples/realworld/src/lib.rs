@@ -36,12 +36,12 @@ pub mod views;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::http::Uri;
 use axum::routing::{delete, get, post};
-use axum::Router;
-use ops_sea::axum::{health, SessionLayer};
-use ops_sea::prelude::*;
 use ops_sea::DbConfig;
+use ops_sea::axum::{SessionLayer, health};
+use ops_sea::prelude::*;
 use sea_orm::{ConnectionTrait, EntityTrait, Schema};
 
 use crate::auth::Keys;

@@ -1,19 +1,19 @@
 //! Registration, login, the current user, and profiles with following.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use ops_sea::axum::RequestSession;
 use ops_sea::prelude::*;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::auth::{hash_password, verify_password, AuthUser, MaybeUser};
+use crate::AppState;
+use crate::auth::{AuthUser, MaybeUser, hash_password, verify_password};
 use crate::entities::{follow, user};
 use crate::error::ApiError;
 use crate::extract::Body;
 use crate::views::{self, Profile, UserView};
-use crate::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct UserEnvelope<T> {
@@ -217,7 +217,9 @@ pub async fn get_profile(
     let found = user::Ops::find_by_username(&tx, &username)
         .await?
         .ok_or(ApiError::NotFound("the profile does not exist"))?;
-    Ok(profile_body(views::profile(&tx, caller.id(), &found).await?))
+    Ok(profile_body(
+        views::profile(&tx, caller.id(), &found).await?,
+    ))
 }
 
 /// Follows or unfollows `username` for `follower` and returns the profile as it is then.
@@ -258,7 +260,12 @@ async fn set_following(
 
 /// Runs `set_following` once more when a concurrent request of the same caller inserted the
 /// same follow first: the second attempt finds it and succeeds.
-async fn follow_or_unfollow(db: &Db, me: i32, username: &str, on: bool) -> Result<Profile, ApiError> {
+async fn follow_or_unfollow(
+    db: &Db,
+    me: i32,
+    username: &str,
+    on: bool,
+) -> Result<Profile, ApiError> {
     match set_following(db, me, username, on).await {
         Err(err) if err.is_unique_violation() => set_following(db, me, username, on).await,
         other => other,

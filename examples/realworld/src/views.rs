@@ -157,7 +157,10 @@ pub async fn articles<C: ConnectionTrait>(
     let counts: HashMap<i32, i64> = favorite::Entity::find()
         .select_only()
         .column(favorite::Column::ArticleId)
-        .column_as(Expr::from(Func::count(Expr::col(favorite::Column::UserId))), "favorites")
+        .column_as(
+            Expr::from(Func::count(Expr::col(favorite::Column::UserId))),
+            "favorites",
+        )
         .filter(favorite::Column::ArticleId.is_in(ids.clone()))
         .group_by(favorite::Column::ArticleId)
         .into_tuple::<(i32, i64)>()
