@@ -112,13 +112,37 @@ impl Conduit {
     }
 }
 
-/// One HTTP/1.1 request on a connection of its own.
+/// One HTTP/1.1 request on a connection of its own, with `Authorization: Token <token>` when a
+/// token is given and the JSON body when one is.
 pub async fn send(
     addr: SocketAddr,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<Value>,
+) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
+    let mut headers = Vec::new();
+    if let Some(token) = token {
+        headers.push(("authorization", format!("Token {token}")));
+    }
+    let payload = match body {
+        Some(json) => {
+            headers.push(("content-type", "application/json".to_owned()));
+            Bytes::from(json.to_string())
+        }
+        None => Bytes::new(),
+    };
+    send_with(addr, method, path, &headers, payload).await
+}
+
+/// One HTTP/1.1 request with exactly these headers and body (a malformed body, another
+/// authorization scheme).
+pub async fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    payload: Bytes,
 ) -> Result<Reply, Box<dyn std::error::Error + Send + Sync>> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, connection) =
@@ -128,16 +152,9 @@ pub async fn send(
         .method(method)
         .uri(path)
         .header("host", addr.to_string());
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Token {token}"));
+    for (name, value) in headers {
+        request = request.header(*name, value);
     }
-    let payload = match body {
-        Some(json) => {
-            request = request.header("content-type", "application/json");
-            Bytes::from(json.to_string())
-        }
-        None => Bytes::new(),
-    };
     let response = sender
         .send_request(request.body(Full::new(payload))?)
         .await?;
@@ -152,7 +169,7 @@ pub async fn send(
     Ok(Reply { status, body, text })
 }
 
-/// Sends a raw request with a given body and content type (for malformed bodies).
+/// Sends a raw body with a given content type (for malformed bodies).
 pub async fn send_raw(
     addr: SocketAddr,
     method: &str,
@@ -160,24 +177,14 @@ pub async fn send_raw(
     content_type: &str,
     raw: &'static str,
 ) -> Reply {
-    let run = async {
-        let stream = TcpStream::connect(addr).await?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", addr.to_string())
-            .header("content-type", content_type)
-            .body(Full::new(Bytes::from_static(raw.as_bytes())))?;
-        let response = sender.send_request(request).await?;
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Reply { status, body, text })
-    };
+    let headers = [("content-type", content_type.to_owned())];
+    let run = send_with(
+        addr,
+        method,
+        path,
+        &headers,
+        Bytes::from_static(raw.as_bytes()),
+    );
     bounded("raw request", Duration::from_secs(30), run)
         .await
         .expect("raw request")

@@ -8,7 +8,7 @@
 //! (not a check-then-write) decides: users favoriting one article at once, and registrations
 //! racing for one email. Each test ends by checking that no session was left open or abandoned.
 
-use ops_tests::realworld::{Conduit, Reply, send, send_raw};
+use ops_tests::realworld::{Conduit, Reply, send, send_raw, send_with};
 use serde_json::{Value, json};
 
 /// Registers `name` (`name@example.com`, password `secret-<name>`) and returns the token.
@@ -290,25 +290,11 @@ async fn users_register_login_and_update() {
 
 /// `Authorization: Bearer <jwt>`: not the spec's scheme.
 async fn send_bearer(api: &Conduit, token: &str) -> u16 {
-    use http_body_util::{BodyExt, Empty};
-    use hyper::body::Bytes;
-    let stream = tokio::net::TcpStream::connect(api.addr)
+    let headers = [("authorization", format!("Bearer {token}"))];
+    send_with(api.addr, "GET", "/api/user", &headers, Default::default())
         .await
-        .expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(connection);
-    let request = hyper::Request::get("/api/user")
-        .header("host", api.addr.to_string())
-        .header("authorization", format!("Bearer {token}"))
-        .body(Empty::<Bytes>::new())
-        .expect("request");
-    let response = sender.send_request(request).await.expect("send");
-    let status = response.status().as_u16();
-    let _ = response.into_body().collect().await;
-    status
+        .expect("send")
+        .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
