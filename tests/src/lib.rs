@@ -20,6 +20,7 @@ pub mod bank;
 mod ctx;
 pub mod fixtures;
 pub mod proxy;
+pub mod realworld;
 
 pub use ctx::TestDb;
 
