@@ -27,6 +27,7 @@ mod managed;
 mod pool;
 pub mod repo;
 mod session;
+pub mod testing;
 #[cfg(feature = "sqlite")]
 mod sqlite_ffi;
 
@@ -46,7 +47,7 @@ pub use ops_core::{
 };
 pub use ops_core::{RetryPolicy, retry};
 pub use ops_derive::Ops;
-pub use ops_derive::{db_retry, managed_session};
+pub use ops_derive::{db_retry, managed_session, test};
 pub use pool::PoolState;
 pub use repo::Repository;
 pub use session::Session;
