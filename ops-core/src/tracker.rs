@@ -421,7 +421,10 @@ impl SessionTracker {
         let mut found = Vec::new();
         for shard in self.inner.shards.iter() {
             for entry in shard.sessions().values() {
-                found.push((Arc::clone(entry), now.saturating_duration_since(entry.opened_at)));
+                found.push((
+                    Arc::clone(entry),
+                    now.saturating_duration_since(entry.opened_at),
+                ));
             }
         }
         found

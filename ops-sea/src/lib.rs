@@ -27,9 +27,9 @@ mod managed;
 mod pool;
 pub mod repo;
 mod session;
-pub mod testing;
 #[cfg(feature = "sqlite")]
 mod sqlite_ffi;
+pub mod testing;
 
 pub use db::{Db, DbBuilder};
 pub use error::{ErrorContext, OpsError};

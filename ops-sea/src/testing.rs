@@ -238,8 +238,7 @@ async fn leaks(db: &Db) -> Vec<String> {
     // Sessions dropped at the end of the body roll back asynchronously; give their connections
     // a moment to come back before counting what is still out.
     let deadline = Instant::now() + SETTLE;
-    while (db.tracker().active() > 0 || db.pool_state().in_use() > 0) && Instant::now() < deadline
-    {
+    while (db.tracker().active() > 0 || db.pool_state().in_use() > 0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut found = Vec::new();
@@ -264,7 +263,7 @@ async fn leaks(db: &Db) -> Vec<String> {
             counted - listed
         ));
     }
-    let returned = 0u64; // TODO(pool counter)
+    let returned = db.returned_in_transaction();
     if returned > 0 {
         found.push(format!(
             "{returned} connection{} came back to the pool inside a transaction (a raw `BEGIN`, \
@@ -280,7 +279,11 @@ async fn leaks(db: &Db) -> Vec<String> {
              whatever transaction {} (a leaked `DatabaseTransaction`, a session kept alive in a \
              task or a static)",
             if in_use == 1 { " is" } else { "s are" },
-            if in_use == 1 { "it is in" } else { "they are in" }
+            if in_use == 1 {
+                "it is in"
+            } else {
+                "they are in"
+            }
         ));
     }
     found
@@ -440,7 +443,10 @@ impl TestDatabase {
             #[cfg(feature = "postgres")]
             Kind::Postgres => {
                 // FORCE ends sessions a leaking test left connected (PostgreSQL 13 and later).
-                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_pg(&self.name));
+                let sql = format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_pg(&self.name)
+                );
                 admin::postgres(server, &[sql]).await
             }
             #[cfg(feature = "mysql")]
@@ -536,7 +542,11 @@ mod admin {
             .bind(database)
             .fetch_all(&mut conn)
             .await
-            .map_err(|err| OpsError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::Internal(err.to_string()))))?;
+            .map_err(|err| {
+                OpsError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::Internal(
+                    err.to_string(),
+                )))
+            })?;
             for id in ids {
                 // The session may have ended by itself in the meantime.
                 let _ = run(&mut conn, &format!("KILL {id}")).await;
@@ -599,7 +609,11 @@ fn config_error(detail: String) -> OpsError {
 
 /// The backend of `DATABASE_URL`, if this build of ops-sea has it.
 fn kind_of(url: &str) -> Result<Kind, OpsError> {
-    let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let (kind, feature) = match scheme.as_str() {
         "sqlite" => return Ok(Kind::Sqlite),
         "postgres" | "postgresql" => (Kind::Postgres, "postgres"),
@@ -695,7 +709,12 @@ mod tests {
     fn names_fit_identifiers() {
         assert_eq!(sanitize("creates a Cake!"), "creates_a_cake");
         assert_eq!(sanitize("___"), "test");
-        let long = format!("ops_test_{}_{}_{}", sanitize(&"x".repeat(200)), u32::MAX, 999_999);
+        let long = format!(
+            "ops_test_{}_{}_{}",
+            sanitize(&"x".repeat(200)),
+            u32::MAX,
+            999_999
+        );
         assert!(long.len() <= 63, "{long}");
     }
 

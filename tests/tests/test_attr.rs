@@ -72,7 +72,13 @@ pub mod cake {
 // The child is listed before its parent: the tables are created in foreign-key order anyway.
 #[ops_sea::test(entities(cake, bakery))]
 async fn creates_the_listed_tables(db: Db) -> Result<(), OpsError> {
-    let b = bakery::Ops::create(&db, bakery::New { name: "LeBlanc".into() }).await?;
+    let b = bakery::Ops::create(
+        &db,
+        bakery::New {
+            name: "LeBlanc".into(),
+        },
+    )
+    .await?;
     let c = cake::Ops::create(
         &db,
         cake::New {
@@ -99,10 +105,7 @@ async fn creates_the_listed_tables(db: Db) -> Result<(), OpsError> {
 
 async fn foreign_keys_on(db: &Db) -> bool {
     let row = db
-        .query_one_raw(Statement::from_string(
-            db.backend(),
-            "PRAGMA foreign_keys",
-        ))
+        .query_one_raw(Statement::from_string(db.backend(), "PRAGMA foreign_keys"))
         .await
         .ok()
         .flatten();
@@ -183,17 +186,14 @@ async fn a_test_may_return_an_error(db: Db) -> Result<(), OpsError> {
 /// The report names each leaked session and where it was opened.
 #[test]
 fn the_leak_report_names_each_origin() {
-    let line = line!() + 6;
+    let line = line!() + 4;
     let payload = catch_unwind(AssertUnwindSafe(|| {
-        run_test(
-            TestArgs::new(module_path!(), "origin"),
-            |db: &Db| {
-                Box::pin(async move {
-                    let s = db.session_with(SessionOptions::new().name("leaky")).await;
-                    drop(s); // ops-scan: allow(unfinished-session) -- the leak under test
-                })
-            },
-        )
+        run_test(TestArgs::new(module_path!(), "origin"), |db: &Db| {
+            Box::pin(async move {
+                let s = db.session_with(SessionOptions::new().name("leaky")).await;
+                drop(s); // ops-scan: allow(unfinished-session) -- the leak under test
+            })
+        })
     }))
     .expect_err("the leak fails the test");
     let message = payload
@@ -262,15 +262,18 @@ fn the_database_is_dropped_afterwards_even_after_a_panic() {
         let seen = Arc::new(Mutex::new(String::new()));
         let record = Arc::clone(&seen);
         let result = catch_unwind(AssertUnwindSafe(|| {
-            run_test(TestArgs::new(module_path!(), case).allow_leaks(), |db: &Db| {
-                Box::pin(async move {
-                    *record.lock().expect("lock") = current_database(db).await;
-                    if case == "leaks" {
-                        Box::leak(Box::new(db.session().await.expect("session")));
-                    }
-                    assert!(!panics, "the test body panicked");
-                })
-            })
+            run_test(
+                TestArgs::new(module_path!(), case).allow_leaks(),
+                |db: &Db| {
+                    Box::pin(async move {
+                        *record.lock().expect("lock") = current_database(db).await;
+                        if case == "leaks" {
+                            Box::leak(Box::new(db.session().await.expect("session")));
+                        }
+                        assert!(!panics, "the test body panicked");
+                    })
+                },
+            )
         }));
         assert_eq!(result.is_err(), panics, "{case}");
         let name = seen.lock().expect("lock").clone();
@@ -316,4 +319,31 @@ async fn seaorm_transactions_work_on_the_test_db(db: Db) -> Result<(), OpsError>
     txn.commit().await?;
     assert_eq!(bakery::Ops::count(&db).await?, 1);
     Ok(())
+}
+
+/// A connection that comes back to the pool inside a transaction fails the test. SQLite and
+/// PostgreSQL only: MySQL's reset on return rolls back without being able to tell.
+#[test]
+fn a_raw_begin_returned_to_the_pool_fails_the_test() {
+    if backend() == Backend::MySql {
+        eprintln!("skipped: MySQL's reset on return cannot tell whether it rolled anything back");
+        return;
+    }
+    let payload = catch_unwind(AssertUnwindSafe(|| {
+        run_test(TestArgs::new(module_path!(), "raw_begin"), |db: &Db| {
+            Box::pin(async move {
+                // ops-scan: allow(raw-transaction-sql) -- the leak under test
+                db.execute_unprepared("BEGIN").await.expect("begin");
+            })
+        })
+    }))
+    .expect_err("the raw BEGIN fails the test");
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("came back to the pool inside a transaction"),
+        "{message}"
+    );
 }
