@@ -406,6 +406,7 @@ impl TestDatabase {
     }
 
     async fn create_on_server(&self) -> Result<(), OpsError> {
+        #[cfg(any(feature = "postgres", feature = "mysql"))]
         let server = self.server.as_deref().unwrap_or_default();
         match self.kind {
             #[cfg(feature = "postgres")]
@@ -438,6 +439,7 @@ impl TestDatabase {
     }
 
     async fn drop_now(&self) -> Result<(), OpsError> {
+        #[cfg(any(feature = "postgres", feature = "mysql"))]
         let server = self.server.as_deref().unwrap_or_default();
         match self.kind {
             #[cfg(feature = "postgres")]
