@@ -145,8 +145,9 @@ async fn runs_the_setup_function(db: Db) {
 #[ops_sea::test]
 #[should_panic(expected = "was dropped without commit or rollback")]
 async fn a_session_dropped_unfinished_fails_the_test(db: Db) {
+    // ops-scan: allow(unfinished-session) -- the leak this test proves is reported
     let session = db.session().await.expect("session");
-    drop(session); // ops-scan: allow(unfinished-session) -- the leak this test proves is reported
+    drop(session);
 }
 
 #[ops_sea::test]
@@ -166,8 +167,9 @@ async fn a_raw_transaction_kept_open_fails_the_test(db: Db) {
 
 #[ops_sea::test(allow_leaks)]
 async fn allow_leaks_lets_a_leaking_test_pass(db: Db) {
+    // ops-scan: allow(unfinished-session) -- allowed by the attribute on purpose
     let session = db.session().await.expect("session");
-    drop(session); // ops-scan: allow(unfinished-session) -- allowed by the attribute on purpose
+    drop(session);
 }
 
 #[ops_sea::test]
@@ -186,12 +188,13 @@ async fn a_test_may_return_an_error(db: Db) -> Result<(), OpsError> {
 /// The report names each leaked session and where it was opened.
 #[test]
 fn the_leak_report_names_each_origin() {
-    let line = line!() + 4;
+    let line = line!() + 5;
     let payload = catch_unwind(AssertUnwindSafe(|| {
         run_test(TestArgs::new(module_path!(), "origin"), |db: &Db| {
             Box::pin(async move {
+                // ops-scan: allow(unfinished-session) -- the leak under test
                 let s = db.session_with(SessionOptions::new().name("leaky")).await;
-                drop(s); // ops-scan: allow(unfinished-session) -- the leak under test
+                drop(s);
             })
         })
     }))
