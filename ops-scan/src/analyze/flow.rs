@@ -546,10 +546,8 @@ impl<'f> Walker<'f> {
     fn nested_body(&mut self, moves: bool, body: &Block, is_async: bool) {
         let captured = mentioned(body, &self.open_names());
         for name in captured {
-            if let Some(id) = self.lookup(&name) {
-                if moves {
-                    self.finish(id);
-                }
+            if moves && let Some(id) = self.lookup(&name) {
+                self.finish(id);
             }
         }
         let finished_inside = finished_names(body);

@@ -188,12 +188,9 @@ fn caller_session(
                  aborts the caller's whole transaction, and no retry inside it can recover",
                 param.name, param.ty
             ),
-            format!(
-                "put `#[db_retry]` on the function that opens the session, stacked above its \
-                 `#[managed_session]`, and call that with a `&Db`; or add `#[managed_session]` \
-                 below `#[db_retry]` here so callers passing a `&Db` get a fresh session per \
-                 attempt"
-            ),
+            "put `#[db_retry]` on the function that opens the session, stacked above its \
+             `#[managed_session]`, and call that with a `&Db`; or add `#[managed_session]` below \
+             `#[db_retry]` here so callers passing a `&Db` get a fresh session per attempt",
         );
     }
     if fixed_signature || managed {
