@@ -303,17 +303,7 @@ impl SessionTracker {
 
     /// The sessions open longer than `older_than`, oldest first.
     pub fn long_running(&self, older_than: Duration) -> Vec<LongRunningSession> {
-        let mut found = self.select(older_than, |_| true);
-        found.sort_by_key(|(entry, _)| (entry.opened_at, entry.id));
-        found
-            .into_iter()
-            .map(|(entry, age)| LongRunningSession {
-                id: entry.id,
-                name: entry.name.to_string(),
-                origin: entry.origin(),
-                age,
-            })
-            .collect()
+        describe(self.select(older_than, |_| true))
     }
 
     /// Logs one `warn` for each session past the leak threshold that has not been warned about
@@ -392,17 +382,7 @@ impl SessionTracker {
 
     /// The sessions open now, oldest first, whatever their age.
     pub fn open_sessions(&self) -> Vec<LongRunningSession> {
-        let mut found = self.select_all();
-        found.sort_by_key(|(entry, _)| (entry.opened_at, entry.id));
-        found
-            .into_iter()
-            .map(|(entry, age)| LongRunningSession {
-                id: entry.id,
-                name: entry.name.to_string(),
-                origin: entry.origin(),
-                age,
-            })
-            .collect()
+        describe(self.select_all())
     }
 
     /// The leak threshold this tracker was created with.
@@ -449,6 +429,20 @@ impl SessionTracker {
         }
         found
     }
+}
+
+/// The public description of selected sessions, oldest first.
+fn describe(mut found: Vec<(Arc<Entry>, Duration)>) -> Vec<LongRunningSession> {
+    found.sort_by_key(|(entry, _)| (entry.opened_at, entry.id));
+    found
+        .into_iter()
+        .map(|(entry, age)| LongRunningSession {
+            id: entry.id,
+            name: entry.name.to_string(),
+            origin: entry.origin(),
+            age,
+        })
+        .collect()
 }
 
 impl fmt::Debug for SessionTracker {
