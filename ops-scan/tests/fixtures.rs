@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 
 use ops_scan::Rule;
 
+/// `(file, line, rule)` triples.
+type Marks = BTreeSet<(String, usize, String)>;
+
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shop")
 }
 
 /// `(file, line, rule)` for every `//~ rule` marker, and for every `allow(rule)` comment (the
 /// line it covers).
-fn expected() -> (
-    BTreeSet<(String, usize, String)>,
-    BTreeSet<(String, usize, String)>,
-) {
+fn expected() -> (Marks, Marks) {
     let mut findings = BTreeSet::new();
     let mut suppressed = BTreeSet::new();
     let src = fixture().join("src");
@@ -46,7 +46,7 @@ fn expected() -> (
 fn finds_exactly_the_marked_findings() {
     let report = ops_scan::scan(&fixture()).expect("the fixture is a crate");
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    let found: BTreeSet<(String, usize, String)> = report
+    let found: Marks = report
         .findings
         .iter()
         .map(|f| (f.file.clone(), f.line, f.rule.name().to_owned()))
@@ -62,7 +62,7 @@ fn finds_exactly_the_marked_findings() {
     // One finding per marked line: no rule reports the same mistake twice.
     assert_eq!(report.findings.len(), expected.len());
 
-    let suppressed: BTreeSet<(String, usize, String)> = report
+    let suppressed: Marks = report
         .suppressed
         .iter()
         .map(|s| {

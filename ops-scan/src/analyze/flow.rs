@@ -595,35 +595,35 @@ impl<'f> Walker<'f> {
     }
 
     fn call(&mut self, call: &syn::ExprCall) -> Flow {
-        if let Some(what) = recognize::forgetting_call(call) {
-            if let Some(arg) = call.args.first() {
-                let target = self.open_var(arg).or_else(|| {
-                    recognize::plain_ident(arg).and_then(|ident| self.lookup(&ident.to_string()))
-                });
-                let opened = recognize::opened_session(arg).is_some();
-                if target.is_some() || opened {
-                    let name = match target {
-                        Some(id) => {
-                            self.open.remove(&id);
-                            self.reported.insert(id);
-                            format!("session `{}`", self.vars[id].name)
-                        }
-                        None => "a session".to_owned(),
-                    };
-                    self.findings.push(
-                        Rule::ForgottenSession,
-                        call.func.span(),
-                        format!(
-                            "`{what}` of {name}: it is never committed or rolled back, its \
+        if let Some(what) = recognize::forgetting_call(call)
+            && let Some(arg) = call.args.first()
+        {
+            let target = self.open_var(arg).or_else(|| {
+                recognize::plain_ident(arg).and_then(|ident| self.lookup(&ident.to_string()))
+            });
+            let opened = recognize::opened_session(arg).is_some();
+            if target.is_some() || opened {
+                let name = match target {
+                    Some(id) => {
+                        self.open.remove(&id);
+                        self.reported.insert(id);
+                        format!("session `{}`", self.vars[id].name)
+                    }
+                    None => "a session".to_owned(),
+                };
+                self.findings.push(
+                    Rule::ForgottenSession,
+                    call.func.span(),
+                    format!(
+                        "`{what}` of {name}: it is never committed or rolled back, its \
                              connection never returns to the pool and its locks are held until \
                              the server drops the connection"
-                        ),
-                        "commit or roll back the session instead (`.rollback().await?` ends it \
+                    ),
+                    "commit or roll back the session instead (`.rollback().await?` ends it \
                          early); move it to the owner that will finish it if it must outlive \
                          this scope",
-                    );
-                    return Flow::Continues;
-                }
+                );
+                return Flow::Continues;
             }
         }
         if recognize::is_drop(call)
