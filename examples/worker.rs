@@ -135,6 +135,7 @@ async fn summarize(db: Db) -> Result<Summary, OpsError> {
         }
         page = page.next();
         // Standing in for the slow part of a real job: calling another service per batch.
+        // ops-scan: allow(session-held-across-io) -- the example holds a read-only snapshot across pauses on purpose, so the health report names the long job
         tokio::time::sleep(PAUSE).await;
     }
     // Read-only: nothing to commit, but committing ends the snapshot cleanly.

@@ -99,6 +99,24 @@ struct TrackerInner {
 struct Global {
     active: CachePadded<AtomicUsize>,
     peak: CachePadded<AtomicUsize>,
+    /// The most recent sessions dropped unfinished, oldest first. Only the drop of an unfinished
+    /// ticket (a bug being reported) takes this lock, never the open/finish hot path.
+    dropped: Mutex<std::collections::VecDeque<DroppedSession>>,
+}
+
+/// How many dropped-unfinished sessions [`SessionTracker::dropped_unfinished_sessions`] keeps.
+const DROPPED_KEPT: usize = 64;
+
+/// A session that was dropped without commit or rollback, from
+/// [`SessionTracker::dropped_unfinished_sessions`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DroppedSession {
+    /// The tracker's id of the session.
+    pub id: u64,
+    /// The session's name.
+    pub name: String,
+    /// Where it was opened, as `file:line`.
+    pub origin: String,
 }
 
 /// One slice of the registry with its own counters. Counters live here rather than in `Global`
@@ -187,6 +205,7 @@ impl SessionTracker {
         let global = Arc::new(Global {
             active: CachePadded(AtomicUsize::new(0)),
             peak: CachePadded(AtomicUsize::new(0)),
+            dropped: Mutex::default(),
         });
         let shards = (0..SHARDS as u64)
             .map(|index| {
@@ -284,17 +303,7 @@ impl SessionTracker {
 
     /// The sessions open longer than `older_than`, oldest first.
     pub fn long_running(&self, older_than: Duration) -> Vec<LongRunningSession> {
-        let mut found = self.select(older_than, |_| true);
-        found.sort_by_key(|(entry, _)| (entry.opened_at, entry.id));
-        found
-            .into_iter()
-            .map(|(entry, age)| LongRunningSession {
-                id: entry.id,
-                name: entry.name.to_string(),
-                origin: entry.origin(),
-                age,
-            })
-            .collect()
+        describe(self.select(older_than, |_| true))
     }
 
     /// Logs one `warn` for each session past the leak threshold that has not been warned about
@@ -359,6 +368,23 @@ impl SessionTracker {
         cancelled.len()
     }
 
+    /// The most recent sessions dropped without commit or rollback (up to 64), oldest first, with
+    /// their names and origins. `SessionStats::dropped_unfinished` counts all of them.
+    pub fn dropped_unfinished_sessions(&self) -> Vec<DroppedSession> {
+        let dropped = self
+            .inner
+            .global
+            .dropped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        dropped.iter().cloned().collect()
+    }
+
+    /// The sessions open now, oldest first, whatever their age.
+    pub fn open_sessions(&self) -> Vec<LongRunningSession> {
+        describe(self.select_all())
+    }
+
     /// The leak threshold this tracker was created with.
     pub fn leak_threshold(&self) -> Option<Duration> {
         self.inner.leak_threshold
@@ -367,6 +393,21 @@ impl SessionTracker {
     /// How many sessions are open now.
     pub fn active(&self) -> usize {
         self.inner.global.active.load(Ordering::Relaxed)
+    }
+
+    /// Every open session with its age.
+    fn select_all(&self) -> Vec<(Arc<Entry>, Duration)> {
+        let now = Instant::now();
+        let mut found = Vec::new();
+        for shard in self.inner.shards.iter() {
+            for entry in shard.sessions().values() {
+                found.push((
+                    Arc::clone(entry),
+                    now.saturating_duration_since(entry.opened_at),
+                ));
+            }
+        }
+        found
     }
 
     /// The open sessions older than `older_than` for which `pick` returns true, with their ages
@@ -388,6 +429,20 @@ impl SessionTracker {
         }
         found
     }
+}
+
+/// The public description of selected sessions, oldest first.
+fn describe(mut found: Vec<(Arc<Entry>, Duration)>) -> Vec<LongRunningSession> {
+    found.sort_by_key(|(entry, _)| (entry.opened_at, entry.id));
+    found
+        .into_iter()
+        .map(|(entry, age)| LongRunningSession {
+            id: entry.id,
+            name: entry.name.to_string(),
+            origin: entry.origin(),
+            age,
+        })
+        .collect()
 }
 
 impl fmt::Debug for SessionTracker {
@@ -496,6 +551,22 @@ impl Drop for SessionTicket {
             .fetch_add(1, Ordering::Relaxed);
         self.release();
         let entry = &self.entry;
+        {
+            let mut dropped = self
+                .shard
+                .global
+                .dropped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if dropped.len() == DROPPED_KEPT {
+                dropped.pop_front();
+            }
+            dropped.push_back(DroppedSession {
+                id: entry.id,
+                name: entry.name.to_string(),
+                origin: entry.origin(),
+            });
+        }
         tracing::warn!(
             session.id = entry.id,
             session.name = %entry.name,

@@ -505,3 +505,34 @@ async fn cancel_older_than_resolves_cancelled() {
     assert_eq!(stats.rolled_back, 3);
     assert_balanced(&stats);
 }
+
+/// What `#[ops_sea::test]` reads after a test body: the open sessions whatever their age, and the
+/// sessions dropped unfinished, each with its name and origin.
+#[test]
+fn open_and_dropped_sessions_are_listed_with_origins() {
+    let tracker = SessionTracker::new(None);
+    let kept = tracker.open(Cow::Borrowed("kept"), Location::caller());
+    let dropped = tracker.open(Cow::Borrowed("dropped"), Location::caller());
+    let finished = tracker.open(Cow::Borrowed("finished"), Location::caller());
+    finished.finish(SessionOutcome::Committed);
+    drop(dropped);
+
+    let open = tracker.open_sessions();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].name, "kept");
+    assert!(open[0].origin.starts_with(file!()), "{}", open[0].origin);
+
+    let gone = tracker.dropped_unfinished_sessions();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].name, "dropped");
+    assert!(gone[0].origin.starts_with(file!()), "{}", gone[0].origin);
+
+    // Only the most recent 64 are kept; the counter counts all.
+    for _ in 0..100 {
+        drop(tracker.open(Cow::Borrowed("many"), Location::caller()));
+    }
+    assert_eq!(tracker.dropped_unfinished_sessions().len(), 64);
+    assert_eq!(tracker.stats().dropped_unfinished, 101);
+    kept.finish(SessionOutcome::RolledBack);
+    assert!(tracker.open_sessions().is_empty());
+}

@@ -12,6 +12,7 @@ mod retry;
 mod session;
 mod shared;
 mod suggest;
+mod test;
 
 use proc_macro::TokenStream;
 
@@ -232,4 +233,56 @@ pub fn managed_session(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn db_retry(args: TokenStream, item: TokenStream) -> TokenStream {
     retry::expand(args.into(), item.into()).into()
+}
+
+/// Runs an `async fn` test against a fresh database of its own, then fails it if it leaked a
+/// session. Use it as `#[ops_sea::test]`.
+///
+/// The test takes its database as its one parameter, `db: Db` or `db: &Db`. Before the body, a
+/// database is created on the server `DATABASE_URL` names (a temporary SQLite file when it is
+/// unset), connected with default settings, and given the tables of the listed entities. After
+/// the body, the test fails if a session is still open, a session was dropped without commit or
+/// rollback, or a connection is still checked out of the pool or was returned inside a
+/// transaction, naming each session's origin. The database is dropped afterwards, also when the
+/// test panics.
+///
+/// | option | effect |
+/// | --- | --- |
+/// | `entities(cake, bakery)` | creates the tables of `cake::Entity` and `bakery::Entity` (with their enums and indexes, in foreign-key order) |
+/// | `setup = seed` | then runs `async fn seed(db: &Db) -> Result<(), E>` (or `-> ()`) |
+/// | `allow_leaks` | reports leaks on stderr instead of failing |
+/// | `crate = "path"` | the path to `ops_sea` when the dependency is renamed |
+///
+/// The test may return `()` or a `Result<(), E>` with `E: Debug`, and keeps `#[should_panic]`
+/// and `#[ignore]`. Each test runs on a current-thread tokio runtime of its own.
+///
+/// ```no_run
+/// pub mod cake {
+///     use sea_orm::entity::prelude::*;
+///
+///     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, ops_sea::Ops)]
+///     #[sea_orm(table_name = "cakes")]
+///     pub struct Model {
+///         #[sea_orm(primary_key)]
+///         pub id: i32,
+///         pub name: String,
+///     }
+///     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+///     pub enum Relation {}
+///     impl ActiveModelBehavior for ActiveModel {}
+/// }
+///
+/// use ops_sea::prelude::*;
+///
+/// #[ops_sea::test(entities(cake))]
+/// async fn creates_a_cake(db: Db) -> Result<(), OpsError> {
+///     let made = cake::Ops::create(&db, cake::New { name: "sponge".into() }).await?;
+///     assert_eq!(cake::Ops::get(&db, made.id).await?.name, "sponge");
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test::expand(args.into(), item.into()).into()
 }

@@ -41,6 +41,8 @@ pub(crate) struct DbInner {
     pub(crate) tracker: SessionTracker,
     pub(crate) errors: ErrorStatsRecorder,
     pub(crate) backend: DbBackend,
+    /// Connections the pool got back inside a transaction and rolled back.
+    pub(crate) returned_in_transaction: crate::pool::ReturnedInTransaction,
 }
 
 impl fmt::Debug for Db {
@@ -79,7 +81,8 @@ impl Db {
         for note in &config.normalizations {
             tracing::info!(url = %config.url, "{note}");
         }
-        let pool = crate::pool::build(&config)?;
+        let returned_in_transaction = crate::pool::ReturnedInTransaction::default();
+        let pool = crate::pool::build(&config, &returned_in_transaction)?;
         crate::pool::verify(&config).await?;
         let backend = match config.backend {
             ops_core::config::Backend::Sqlite => DbBackend::Sqlite,
@@ -93,6 +96,7 @@ impl Db {
             pool,
             config,
             backend,
+            returned_in_transaction,
         });
         spawn_leak_watcher(Arc::downgrade(&inner));
         tracing::debug!(config = %inner.config, "database connected");
@@ -127,6 +131,15 @@ impl Db {
     /// The recorder the error stats are kept in.
     pub fn error_recorder(&self) -> &ErrorStatsRecorder {
         &self.inner.errors
+    }
+
+    /// How many connections came back to the pool inside a transaction (a raw `BEGIN`, a
+    /// transaction nobody ended) and were rolled back there. SQLite and PostgreSQL only: MySQL's
+    /// reset cannot tell.
+    pub(crate) fn returned_in_transaction(&self) -> u64 {
+        self.inner
+            .returned_in_transaction
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The pool's current size, idle count and limits.

@@ -29,6 +29,7 @@ pub mod repo;
 mod session;
 #[cfg(feature = "sqlite")]
 mod sqlite_ffi;
+pub mod testing;
 
 pub use db::{Db, DbBuilder};
 pub use error::{ErrorContext, OpsError};
@@ -46,7 +47,7 @@ pub use ops_core::{
 };
 pub use ops_core::{RetryPolicy, retry};
 pub use ops_derive::Ops;
-pub use ops_derive::{db_retry, managed_session};
+pub use ops_derive::{db_retry, managed_session, test};
 pub use pool::PoolState;
 pub use repo::Repository;
 pub use session::Session;

@@ -40,6 +40,13 @@ impl PoolState {
     }
 }
 
+/// Counts connections returned to the pool inside a transaction (and rolled back there).
+pub(crate) type ReturnedInTransaction = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+fn count_returned(returned: &ReturnedInTransaction) {
+    returned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The sqlx pool of one backend.
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
@@ -122,13 +129,21 @@ impl Pool {
 
 /// Builds the pool for a configuration. The pool connects lazily; `Db::connect` proves the
 /// database answers before handing the pool out.
-pub(crate) fn build(config: &DbConfig) -> Result<Pool, OpsError> {
+///
+/// `returned` counts the connections that came back inside a transaction and were rolled back
+/// (SQLite and PostgreSQL, which can tell; MySQL's reset cannot), for `#[ops_sea::test]`'s leak
+/// check.
+pub(crate) fn build(config: &DbConfig, returned: &ReturnedInTransaction) -> Result<Pool, OpsError> {
     let url = config.url.expose();
     match config.backend {
         #[cfg(feature = "sqlite")]
-        ops_core::config::Backend::Sqlite => sqlite::build(config, url).map(Pool::Sqlite),
+        ops_core::config::Backend::Sqlite => {
+            sqlite::build(config, url, returned.clone()).map(Pool::Sqlite)
+        }
         #[cfg(feature = "postgres")]
-        ops_core::config::Backend::Postgres => postgres::build(config, url).map(Pool::Postgres),
+        ops_core::config::Backend::Postgres => {
+            postgres::build(config, url, returned.clone()).map(Pool::Postgres)
+        }
         #[cfg(feature = "mysql")]
         ops_core::config::Backend::MySql => mysql::build(config, url).map(Pool::MySql),
         #[allow(unreachable_patterns)]
@@ -264,7 +279,11 @@ mod sqlite {
         }
     }
 
-    pub(super) fn build(config: &DbConfig, url: &str) -> Result<sqlx::SqlitePool, OpsError> {
+    pub(super) fn build(
+        config: &DbConfig,
+        url: &str,
+        returned: ReturnedInTransaction,
+    ) -> Result<sqlx::SqlitePool, OpsError> {
         let connect = options(config, url)?;
         let mut pool: SqlitePoolOptions = pool_options(config);
         if config.url.is_in_memory() {
@@ -275,9 +294,11 @@ mod sqlite {
                 .max_lifetime(None)
                 .idle_timeout(None);
         }
-        let pool = pool.after_release(|conn, _meta| {
+        let pool = pool.after_release(move |conn, _meta| {
+            let returned = returned.clone();
             Box::pin(async move {
                 if super::reset::sqlite_in_transaction(conn).await? {
+                    count_returned(&returned);
                     tracing::warn!(
                         "a SQLite connection was returned to the pool inside a transaction; \
                          rolling it back"
@@ -323,12 +344,19 @@ mod postgres {
         Ok(options)
     }
 
-    pub(super) fn build(config: &DbConfig, url: &str) -> Result<sqlx::PgPool, OpsError> {
+    pub(super) fn build(
+        config: &DbConfig,
+        url: &str,
+        returned: ReturnedInTransaction,
+    ) -> Result<sqlx::PgPool, OpsError> {
         let connect = options(config, url)?;
         let pool: PgPoolOptions = pool_options(config);
-        let pool = pool.after_release(|conn, _meta| {
+        let pool = pool.after_release(move |conn, _meta| {
+            let returned = returned.clone();
             Box::pin(async move {
-                super::reset::postgres_reset(conn).await?;
+                if super::reset::postgres_reset(conn).await? {
+                    count_returned(&returned);
+                }
                 Ok(true)
             })
         });
@@ -417,7 +445,8 @@ mod reset {
     /// `now()` (the transaction's start) equals `statement_timestamp()`. Inside one, `now()` is the
     /// earlier `BEGIN`. An aborted transaction rejects the query, which also means "roll back".
     #[cfg(feature = "postgres")]
-    pub(super) async fn postgres_reset(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    /// Returns whether the connection was inside a transaction.
+    pub(super) async fn postgres_reset(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
         // A plain string runs over the simple-query protocol, where both timestamps are taken
         // from the one Query message; over the extended protocol the implicit transaction starts
         // at Parse and the statement at Execute, so they differ even outside a transaction.
@@ -436,7 +465,7 @@ mod reset {
             );
             conn.execute("ROLLBACK").await?;
         }
-        Ok(())
+        Ok(in_transaction)
     }
 
     /// MySQL/MariaDB: `ROLLBACK` outside a transaction is a silent no-op, so one statement both

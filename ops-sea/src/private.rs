@@ -17,6 +17,9 @@ pub use crate::repo::{self, ColumnOf, Repository, find_by, list_by, list_by_page
 pub use crate::{Executor, OpsError};
 pub use ops_core::page::{Page, PageRequest};
 
+// What `#[ops_sea::test]` expansions call.
+pub use crate::testing as test;
+
 // What `#[managed_session]` and `#[db_retry]` expansions call.
 pub use crate::macro_support::*;
 

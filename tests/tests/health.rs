@@ -30,6 +30,7 @@ async fn healthy_then_degraded_by_a_long_session() {
     assert_eq!(report.pool.max, 3);
 
     let held = db.session().await.unwrap();
+    // ops-scan: allow(session-held-across-io) -- holds a session on purpose so health reports it
     tokio::time::sleep(Duration::from_millis(300)).await;
     let report = db.health().await;
     assert_eq!(report.status, HealthStatus::Degraded);

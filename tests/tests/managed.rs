@@ -156,6 +156,7 @@ async fn insert_then_wait(session: &Session, id: i64, backend: Backend) -> Resul
         Some(sql) => {
             session.execute_unprepared(&sql).await?;
         }
+        // ops-scan: allow(session-held-across-io) -- waits inside the session on purpose to hit its timeout
         None => tokio::time::sleep(Duration::from_secs(5)).await,
     }
     Ok(())
@@ -168,6 +169,7 @@ async fn insert_with_timeout(session: &Session, id: i64, backend: Backend) -> Re
         Some(sql) => {
             session.execute_unprepared(&sql).await?;
         }
+        // ops-scan: allow(session-held-across-io) -- waits inside the session on purpose to hit its timeout
         None => tokio::time::sleep(Duration::from_secs(30)).await,
     }
     Ok(())

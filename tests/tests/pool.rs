@@ -25,6 +25,7 @@ async fn raw_begin_does_not_leak_into_the_next_borrower() {
     items_table(&admin).await;
     let db = connect(&t, 1, 0).await;
 
+    // ops-scan: allow(raw-transaction-sql) -- leaks a raw BEGIN on purpose to prove reset on return
     bounded("leak a BEGIN", STEP_TIMEOUT, db.execute_unprepared("BEGIN"))
         .await
         .expect("begin");
@@ -64,6 +65,7 @@ async fn aborted_transaction_is_reset_on_return() {
     items_table(&admin).await;
     let db = connect(&t, 1, 0).await;
 
+    // ops-scan: allow(raw-transaction-sql) -- leaks a raw BEGIN on purpose to prove reset on return
     db.execute_unprepared("BEGIN").await.expect("begin");
     // Fails inside the transaction; on PostgreSQL this aborts it.
     let _ = db
@@ -95,6 +97,7 @@ async fn plain_seaorm_leaks_a_raw_begin() {
     let plain = sea_orm::Database::connect(opts)
         .await
         .expect("plain connect");
+    // ops-scan: allow(raw-transaction-sql) -- reproduces plain SeaORM's leak of a raw BEGIN
     plain.execute_unprepared("BEGIN").await.expect("begin");
     insert_item(&plain, 1, "inside leaked transaction")
         .await

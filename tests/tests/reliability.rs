@@ -1117,6 +1117,7 @@ async fn leaked_session_is_warned_about_once_with_its_origin() {
 
     let line = line!() + 1;
     let held = db.session().await.expect("session");
+    // ops-scan: allow(session-held-across-io) -- outlives the leak threshold on purpose
     tokio::time::sleep(threshold * 6).await;
     held.rollback().await.expect("rollback");
     tokio::time::sleep(threshold).await;

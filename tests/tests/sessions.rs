@@ -57,6 +57,7 @@ async fn commit_persists_and_rollback_discards() {
 async fn dropped_session_is_rolled_back_and_counted_with_origin() {
     let (t, admin, db) = setup("dropped").await;
     {
+        // ops-scan: allow(unfinished-session) -- drops the session unfinished on purpose to test the count
         let s = db.session().await.unwrap();
         insert_item(&s, 1, "never committed").await.unwrap();
         assert_eq!(s.origin().file(), file!());
@@ -334,6 +335,7 @@ async fn long_running_sessions_are_reported_with_origin_and_age() {
         .await
         .unwrap();
     let line = line!() - 3;
+    // ops-scan: allow(session-held-across-io) -- outlives the leak threshold on purpose
     tokio::time::sleep(Duration::from_millis(400)).await;
     let stats = db.session_stats();
     assert_eq!(stats.long_running.len(), 1);
