@@ -4,9 +4,13 @@
 //! ```sh
 //! cargo run -p ops-examples --example axum_service                 # serves on 127.0.0.1:3000
 //! cargo run -p ops-examples --example axum_service -- --self-test  # calls itself, then exits
+//! cargo run -p ops-examples --release --example axum_service -- --load  # 32 writers, then exits
 //! ```
 //!
-//! `PORT` changes the port; `OPS_SELF_TEST=1` is the same as `--self-test`.
+//! `PORT` changes the port; `OPS_SELF_TEST=1` is the same as `--self-test`. `--load` creates a
+//! project, then runs `OPS_LOAD_CLIENTS` (default 32) concurrent clients that each add tasks to it
+//! for `OPS_LOAD_SECS` seconds (default 3), and prints how many answers had each status: on a
+//! healthy setup every answer is a 201, and a 503 means a request lost a fight for the database.
 //!
 //! | route | what |
 //! | --- | --- |
@@ -298,9 +302,71 @@ async fn self_test(addr: SocketAddr) -> std::io::Result<usize> {
     Ok(failures)
 }
 
+/// Concurrent clients adding tasks to one project; prints the answers by status and returns how
+/// many were not a 201.
+async fn load(addr: SocketAddr) -> Result<u64, Box<dyn std::error::Error>> {
+    let clients: usize = env_number("OPS_LOAD_CLIENTS", 32)?;
+    let secs: f64 = env_number("OPS_LOAD_SECS", 3.0)?;
+    let created = common::request(addr, "POST", "/projects", Some(json!({"name": "load"}))).await?;
+    let id = serde_json::from_str::<serde_json::Value>(&created.body)?["id"]
+        .as_i64()
+        .ok_or("the load project was not created")?;
+    let path = format!("/projects/{id}/tasks");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    let started = std::time::Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|client| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+                let mut n = 0;
+                while std::time::Instant::now() < until {
+                    let title = json!({"title": format!("task {client}.{n}")});
+                    let status = match common::request(addr, "POST", &path, Some(title)).await {
+                        Ok(reply) => reply.status,
+                        // No answer at all: counted apart from every HTTP status.
+                        Err(_) => 0,
+                    };
+                    *statuses.entry(status).or_default() += 1;
+                    n += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    for worker in workers {
+        for (status, n) in worker.await? {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let total: u64 = statuses.values().sum();
+    let not_created = total - statuses.get(&201).copied().unwrap_or(0);
+    let unavailable = statuses.get(&503).copied().unwrap_or(0);
+    #[allow(clippy::cast_precision_loss)]
+    let (rate, share) = (
+        total as f64 / started.elapsed().as_secs_f64(),
+        100.0 * unavailable as f64 / total.max(1) as f64,
+    );
+    println!(
+        "load: {clients} clients, {total} requests ({rate:.0}/s), by status {statuses:?} \
+         (0 = no answer); 503: {share:.1}%"
+    );
+    Ok(not_created)
+}
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().map_err(|_| format!("{name}={v} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let self_testing = std::env::args().any(|a| a == "--self-test")
+    let loading = std::env::args().any(|a| a == "--load");
+    let self_testing = loading
+        || std::env::args().any(|a| a == "--self-test")
         || std::env::var("OPS_SELF_TEST").is_ok_and(|v| v == "1");
     let example = common::open("axum_service", |_| {}).await?;
     let db = example.db.clone();
@@ -330,7 +396,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("listening on http://{addr}");
 
-    let failures = if self_testing {
+    let failures = if loading {
+        let not_created = load(addr).await?;
+        let e = db.error_stats();
+        println!(
+            "errors by category {:?}; retries {}",
+            e.by_category, e.retries_attempted
+        );
+        // A measurement, not a check: it reports the failed answers and fails only when none
+        // got through at all.
+        usize::from(not_created > 0 && db.session_stats().committed == 0)
+    } else if self_testing {
         let failures = self_test(addr).await?;
         let s = db.session_stats();
         println!(

@@ -38,6 +38,8 @@
 //!   need a person, and [`ErrorCategory::is_critical`] reports them.
 //! - Data exceptions (`22xxx`), an aborted transaction used again (`25P02`) and other misuse of
 //!   transactions are `Programming`: the same statement fails the same way until the code changes.
+//! - A write in a read-only session is `Programming` on every backend: PostgreSQL `25006`, MySQL
+//!   and MariaDB `1792`, SQLite's plain `SQLITE_READONLY` (`8`, from `PRAGMA query_only`).
 //! - Missing privileges (`42501`, MySQL `1142`/`1143`/`1227`) are `Configuration`, not
 //!   `Programming`: they are fixed by granting rights to the database role, not by changing code.
 //! - Constraint names come from PostgreSQL only. sqlx exposes no structured constraint field for
@@ -429,6 +431,13 @@ pub fn sqlite_category(extended: i32) -> ErrorCategory {
         275 | 1811 => integrity(IntegrityKind::Check),
         // SQLITE_CONSTRAINT_DATATYPE: a value of the wrong type for a STRICT table's column.
         3091 => ErrorCategory::Programming,
+        // Plain SQLITE_READONLY: a write where the connection may only read. A `read_only`
+        // session (ops runs it with `PRAGMA query_only`) or a `mode=ro` URL: the code wrote where
+        // it said it would not, the same mistake as PostgreSQL's 25006 and MySQL's 1792, and the
+        // same category. A database file the process cannot write fails already at connect,
+        // where ops turns on WAL. The extended READONLY codes (RECOVERY, CANTLOCK, ROLLBACK,
+        // DBMOVED, CANTINIT, DIRECTORY) are about the files and stay `Configuration` below.
+        8 => ErrorCategory::Programming,
         _ => match extended & 0xff {
             // SQLITE_BUSY (and BUSY_RECOVERY, BUSY_TIMEOUT), SQLITE_LOCKED (shared cache, virtual
             // tables) and SQLITE_PROTOCOL (a file-lock race): another connection holds the lock.
@@ -592,7 +601,8 @@ mod tests {
             (19, i(Check)),
             (3091, Programming),
             (1, Programming),
-            (8, Configuration),
+            (8, Programming),
+            (264, Configuration),
             (1032, Configuration),
             (14, Configuration),
             (26, Configuration),

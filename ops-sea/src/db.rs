@@ -35,7 +35,10 @@ pub struct Db {
 }
 
 pub(crate) struct DbInner {
+    /// The SeaORM connection over the pool; on SQLite, over the one writer.
     pub(crate) conn: DatabaseConnection,
+    /// On SQLite file databases, the SeaORM connection over the read-only readers.
+    pub(crate) readers: Option<DatabaseConnection>,
     pub(crate) pool: Pool,
     pub(crate) config: DbConfig,
     pub(crate) tracker: SessionTracker,
@@ -89,8 +92,10 @@ impl Db {
             ops_core::config::Backend::Postgres => DbBackend::Postgres,
             ops_core::config::Backend::MySql => DbBackend::MySql,
         };
+        let (conn, readers) = pool.sea_connections();
         let inner = Arc::new(DbInner {
-            conn: pool.sea_connection(),
+            conn,
+            readers,
             tracker: SessionTracker::new(config.leak_threshold),
             errors: ErrorStatsRecorder::default(),
             pool,
@@ -113,8 +118,23 @@ impl Db {
         self.inner.backend
     }
 
-    /// The SeaORM connection over the same pool, for APIs that want one by value.
+    /// The SeaORM connection over the same pool, for APIs that want one by value. On SQLite it
+    /// is the connection over the one writer, so anything run on it may write.
     pub fn connection(&self) -> &DatabaseConnection {
+        &self.inner.conn
+    }
+
+    /// The connection a plain statement runs on: on SQLite file databases a query that cannot
+    /// write goes to the readers and everything else to the writer (see the `ConnectionTrait`
+    /// implementation); elsewhere there is one pool.
+    fn route(&self, sql: &str) -> &DatabaseConnection {
+        #[cfg(feature = "sqlite")]
+        if let Some(readers) = &self.inner.readers {
+            if crate::pool::sqlite::is_read_only_sql(sql) {
+                return readers;
+            }
+        }
+        let _ = sql;
         &self.inner.conn
     }
 
@@ -183,13 +203,11 @@ impl Db {
         if matches!(
             err,
             DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
-        ) {
-            let state = self.inner.pool.state();
-            if state.size < state.max {
-                return DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(
-                    sqlx::Error::PoolTimedOut,
-                )));
-            }
+        ) && self.inner.pool.never_connected()
+        {
+            return DbErr::Conn(sea_orm::RuntimeErr::SqlxError(Arc::new(
+                sqlx::Error::PoolTimedOut,
+            )));
         }
         err
     }
@@ -307,6 +325,13 @@ fn spawn_leak_watcher(inner: Weak<DbInner>) {
     runtime.spawn(crate::maintenance::maintain(inner, config));
 }
 
+/// Statements run outside a session, each on a pooled connection of its own.
+///
+/// On SQLite file databases a statement goes to the read-only readers when it is a query that
+/// starts with `SELECT`, `VALUES` or `EXPLAIN` (after whitespace and comments), and to the one
+/// writer otherwise: every `execute`, `INSERT ... RETURNING`, `WITH`, `PRAGMA`. A repository's
+/// `create` or `update` outside a session therefore queues behind the write sessions like any
+/// other write, and its reads never wait for them.
 #[async_trait::async_trait]
 impl ConnectionTrait for Db {
     fn get_database_backend(&self) -> DbBackend {
@@ -330,16 +355,14 @@ impl ConnectionTrait for Db {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.inner
-            .conn
+        self.route(&stmt.sql)
             .query_one_raw(stmt)
             .await
             .map_err(|e| self.observe(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.inner
-            .conn
+        self.route(&stmt.sql)
             .query_all_raw(stmt)
             .await
             .map_err(|e| self.observe(e))
@@ -354,8 +377,11 @@ impl ConnectionTrait for Db {
 impl TransactionTrait for Db {
     type Transaction = DatabaseTransaction;
 
+    /// On SQLite, a transaction that may write begins with `BEGIN IMMEDIATE` on the writer, and
+    /// a read-only one (`AccessMode::ReadOnly`) runs on a reader.
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.inner.conn.begin().await.map_err(|e| self.observe(e))
+        self.begin_with_options(sea_orm::TransactionOptions::default())
+            .await
     }
 
     async fn begin_with_config(
@@ -363,20 +389,34 @@ impl TransactionTrait for Db {
         isolation_level: Option<IsolationLevel>,
         access_mode: Option<AccessMode>,
     ) -> Result<DatabaseTransaction, DbErr> {
-        self.inner
-            .conn
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(|e| self.observe(e))
+        self.begin_with_options(sea_orm::TransactionOptions {
+            isolation_level,
+            access_mode,
+            sqlite_transaction_mode: None,
+        })
+        .await
     }
 
     async fn begin_with_options(
         &self,
-        options: sea_orm::TransactionOptions,
+        mut options: sea_orm::TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
-        self.inner
-            .conn
-            .begin_with_options(options)
+        let mut conn = &self.inner.conn;
+        if self.inner.backend == DbBackend::Sqlite {
+            // SQLite has no isolation levels or access modes to set: SeaORM would only warn.
+            let read_only = options.access_mode == Some(AccessMode::ReadOnly);
+            options.isolation_level = None;
+            options.access_mode = None;
+            match (&self.inner.readers, read_only) {
+                (Some(readers), true) => conn = readers,
+                _ => {
+                    options.sqlite_transaction_mode = options
+                        .sqlite_transaction_mode
+                        .or(Some(sea_orm::SqliteTransactionMode::Immediate));
+                }
+            }
+        }
+        conn.begin_with_options(options)
             .await
             .map_err(|e| self.observe(e))
     }

@@ -153,7 +153,7 @@ where
         }
         (Source::Session(current), _) => match current.db() {
             Some(db) => {
-                fail_fast_if_no_second_connection(db, current)?;
+                fail_fast_if_no_second_connection(db, current, &options)?;
                 begin_within(
                     &options,
                     deadline,
@@ -241,8 +241,29 @@ async fn bounded<T, E: From<OpsError>>(
 /// `requires_new` from inside a session needs a second connection. When the pool is at its limit
 /// with nothing idle, waiting could deadlock (the caller's own connection is one of those in use),
 /// so fail now with a message that says what to change.
-fn fail_fast_if_no_second_connection(db: &Db, current: &Session) -> Result<(), OpsError> {
-    let state = db.pool_state();
+///
+/// On SQLite a session that may write needs the one writer: when the current session holds it,
+/// the new one could never begin; when it does not, waiting for the writer is only a queue.
+fn fail_fast_if_no_second_connection(
+    db: &Db,
+    current: &Session,
+    options: &SessionOptions,
+) -> Result<(), OpsError> {
+    if db.backend() == sea_orm::DbBackend::Sqlite && !options.read_only {
+        if !current.holds_sqlite_writer() {
+            return Ok(());
+        }
+        return Err(db.record(OpsError::new(
+            ErrorCategory::Retryable(RetryReason::PoolExhausted),
+            format!(
+                "propagation requires_new inside session '{}' needs SQLite's one writer, which \
+                 that session holds; use propagation = required, or make the outer session \
+                 read_only",
+                current.name(),
+            ),
+        )));
+    }
+    let state = db.inner.pool.session_state(options.read_only);
     if state.idle == 0 && state.size >= state.max {
         return Err(db.record(OpsError::new(
             ErrorCategory::Retryable(RetryReason::PoolExhausted),

@@ -20,6 +20,9 @@ use sqlx::{ConnectOptions, Connection, Executor as _};
 
 use crate::OpsError;
 
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+
 /// What a pool reports about itself, for health reports and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolState {
@@ -51,18 +54,19 @@ fn count_returned(returned: &ReturnedInTransaction) {
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(sqlite::SqlitePools),
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
     #[cfg(feature = "mysql")]
     MySql(sqlx::MySqlPool),
 }
 
+/// Runs `$body` with the sqlx pool of a server backend; SQLite's pools answer through `$sqlite`.
 macro_rules! each_pool {
-    ($self:expr, $p:ident => $body:expr) => {
+    ($self:expr, $s:ident => $sqlite:expr, $p:ident => $body:expr) => {
         match $self {
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite($p) => $body,
+            Pool::Sqlite($s) => $sqlite,
             #[cfg(feature = "postgres")]
             Pool::Postgres($p) => $body,
             #[cfg(feature = "mysql")]
@@ -73,7 +77,7 @@ macro_rules! each_pool {
 
 impl Pool {
     pub(crate) fn state(&self) -> PoolState {
-        each_pool!(self, p => PoolState {
+        each_pool!(self, s => s.state(), p => PoolState {
             size: p.size(),
             idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
             min: p.options().get_min_connections(),
@@ -82,22 +86,69 @@ impl Pool {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        each_pool!(self, p => p.is_closed())
+        each_pool!(self, s => s.is_closed(), p => p.is_closed())
     }
 
     pub(crate) async fn close(&self) {
-        each_pool!(self, p => p.close().await)
+        each_pool!(self, s => s.close().await, p => p.close().await)
     }
 
-    /// The SeaORM connection over this pool.
-    pub(crate) fn sea_connection(&self) -> DatabaseConnection {
+    /// The SeaORM connection over this pool (on SQLite, over the writer), and on SQLite file
+    /// databases the one over the readers.
+    pub(crate) fn sea_connections(&self) -> (DatabaseConnection, Option<DatabaseConnection>) {
         match self {
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(p.clone()),
+            Pool::Sqlite(s) => s.sea_connections(),
             #[cfg(feature = "postgres")]
-            Pool::Postgres(p) => sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(p.clone()),
+            Pool::Postgres(p) => (
+                sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(p.clone()),
+                None,
+            ),
             #[cfg(feature = "mysql")]
-            Pool::MySql(p) => sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(p.clone()),
+            Pool::MySql(p) => (
+                sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(p.clone()),
+                None,
+            ),
+        }
+    }
+
+    /// Whether a pool timeout means no connection could be opened (the database is unreachable)
+    /// rather than that every connection was busy. sqlx reports both as an acquire timeout,
+    /// because it retries a refused connect until the pool timeout.
+    pub(crate) fn never_connected(&self) -> bool {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(s) => s.never_opened(),
+            #[allow(unreachable_patterns)]
+            _ => {
+                // When the pool was below its limit the time went into connecting.
+                let state = self.state();
+                state.size < state.max
+            }
+        }
+    }
+
+    /// The state of the pool a session takes its connection from: on SQLite the writer's for a
+    /// session that may write, the readers' for a read-only one; elsewhere the one pool's.
+    pub(crate) fn session_state(&self, read_only: bool) -> PoolState {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(s) => s.session_state(read_only),
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = read_only;
+                self.state()
+            }
+        }
+    }
+
+    /// How a session begins on SQLite; `None` on the other backends.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn sqlite_begin(&self, read_only: bool) -> Option<sqlite::SqliteBegin> {
+        match self {
+            Pool::Sqlite(s) => Some(s.begin_mode(read_only)),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 
@@ -105,7 +156,10 @@ impl Pool {
     pub(crate) async fn ping(&self, timeout: Duration) -> PingResult {
         let started = std::time::Instant::now();
         let work = async {
-            each_pool!(self, p => {
+            each_pool!(self, s => {
+                let mut conn = s.ping_pool().acquire().await?;
+                conn.ping().await
+            }, p => {
                 if p.num_idle() == 0 && p.size() >= p.options().get_max_connections() {
                     // A saturated pool says nothing about the database: ask it on a connection
                     // of its own rather than queueing behind the work.
@@ -245,71 +299,6 @@ fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOption
         })
     });
     options
-}
-
-#[cfg(feature = "sqlite")]
-mod sqlite {
-    use std::str::FromStr;
-
-    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-
-    use super::*;
-
-    pub(super) fn options(config: &DbConfig, url: &str) -> Result<SqliteConnectOptions, OpsError> {
-        let options = SqliteConnectOptions::from_str(url).map_err(|e| {
-            OpsError::configuration(format!(
-                "the SQLite URL {} is not valid: {e}",
-                config.url.redacted()
-            ))
-        })?;
-        if matches!(
-            config.ssl_mode,
-            Some(SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
-        ) {
-            return Err(OpsError::configuration(
-                "SSL does not apply to SQLite: remove the SSL mode from the URL or DB_SSL_MODE",
-            ));
-        }
-        // WAL lets readers run beside one writer; foreign keys are on as on every other backend.
-        let options = options.foreign_keys(true);
-        if config.url.is_in_memory() {
-            Ok(options)
-        } else {
-            Ok(options.journal_mode(SqliteJournalMode::Wal))
-        }
-    }
-
-    pub(super) fn build(
-        config: &DbConfig,
-        url: &str,
-        returned: ReturnedInTransaction,
-    ) -> Result<sqlx::SqlitePool, OpsError> {
-        let connect = options(config, url)?;
-        let mut pool: SqlitePoolOptions = pool_options(config);
-        if config.url.is_in_memory() {
-            // An in-memory database lives only while one of its connections is open: never let
-            // the pool recycle or idle out its last connection.
-            pool = pool
-                .min_connections(config.pool_size.max(1))
-                .max_lifetime(None)
-                .idle_timeout(None);
-        }
-        let pool = pool.after_release(move |conn, _meta| {
-            let returned = returned.clone();
-            Box::pin(async move {
-                if super::reset::sqlite_in_transaction(conn).await? {
-                    count_returned(&returned);
-                    tracing::warn!(
-                        "a SQLite connection was returned to the pool inside a transaction; \
-                         rolling it back"
-                    );
-                    conn.execute("ROLLBACK").await?;
-                }
-                Ok(true)
-            })
-        });
-        Ok(pool.connect_lazy_with(connect))
-    }
 }
 
 #[cfg(feature = "postgres")]

@@ -42,6 +42,8 @@ struct SessionInner {
     managed: AtomicBool,
     /// MySQL connection id, kept for sessions with a timeout so the running query can be killed.
     mysql_connection_id: Option<u64>,
+    /// Whether this session (or the one it is nested in) holds the one writer of a SQLite `Db`.
+    sqlite_writer: bool,
     name: Cow<'static, str>,
     origin: &'static Location<'static>,
 }
@@ -88,7 +90,16 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
-        Session::open(&db.inner.conn, Some(db), options, origin).await
+        #[cfg(feature = "sqlite")]
+        if let Some(mode) = db.inner.pool.sqlite_begin(options.read_only) {
+            let conn = match (&mode, &db.inner.readers) {
+                (crate::pool::sqlite::SqliteBegin::Reader, Some(readers)) => readers,
+                _ => &db.inner.conn,
+            };
+            let sqlite = SqliteMode::Pool(mode);
+            return Session::open(conn, Some(db), options, origin, sqlite).await;
+        }
+        Session::open(&db.inner.conn, Some(db), options, origin, SqliteMode::Plain).await
     }
 
     /// Begins an untracked session on a plain SeaORM connection.
@@ -97,7 +108,7 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
-        Session::open(conn, None, options, origin).await
+        Session::open(conn, None, options, origin, SqliteMode::Plain).await
     }
 
     /// Begins a session on `conn`; with a `Db`, its errors are refined and recorded there and the
@@ -107,18 +118,20 @@ impl Session {
         db: Option<&Db>,
         options: &SessionOptions,
         origin: &'static Location<'static>,
+        sqlite: SqliteMode,
     ) -> Result<Session, OpsError> {
         let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
         let fail = |err: DbErr| match db {
             Some(db) => db.record(OpsError::from(db.refine(err))),
             None => OpsError::from(err),
         };
-        let txn = begin_txn(conn, options).await.map_err(fail)?;
+        let sqlite_writer = sqlite.is_writer();
+        let txn = begin_txn(conn, options, sqlite).await.map_err(fail)?;
         let mysql_connection_id = prepare_timeout(&txn, options).await.map_err(fail)?;
         // Tracked once the transaction exists: a session that never began (pool exhausted,
         // database down) is an error for the caller, not an open or leaked session.
         let ticket = db.map(|db| db.inner.tracker.open(name.clone(), origin));
-        Ok(Session::from_parts(
+        let mut session = Session::from_parts(
             txn,
             db.cloned(),
             ticket,
@@ -126,7 +139,13 @@ impl Session {
             mysql_connection_id,
             name,
             origin,
-        ))
+        );
+        if sqlite_writer {
+            if let Some(inner) = Arc::get_mut(&mut session.inner) {
+                inner.sqlite_writer = true;
+            }
+        }
+        Ok(session)
     }
 
     fn from_parts(
@@ -138,6 +157,7 @@ impl Session {
         name: Cow<'static, str>,
         origin: &'static Location<'static>,
     ) -> Session {
+        let sqlite_writer = parent.as_ref().is_some_and(Session::holds_sqlite_writer);
         Session {
             inner: Arc::new(SessionInner {
                 txn: Some(txn),
@@ -146,6 +166,7 @@ impl Session {
                 parent,
                 managed: AtomicBool::new(false),
                 mysql_connection_id,
+                sqlite_writer,
                 name,
                 origin,
             }),
@@ -279,6 +300,11 @@ impl Session {
         self.inner.managed.store(true, Ordering::Relaxed);
     }
 
+    /// Whether this session holds the one writer of a SQLite `Db`.
+    pub(crate) fn holds_sqlite_writer(&self) -> bool {
+        self.inner.sqlite_writer
+    }
+
     pub(crate) fn mysql_connection_id(&self) -> Option<u64> {
         self.inner.mysql_connection_id
     }
@@ -329,10 +355,36 @@ impl Drop for CommitGuard {
     }
 }
 
+/// How a session begins on SQLite.
+enum SqliteMode {
+    /// A connection ops does not own (or another backend): a write session begins with
+    /// `BEGIN IMMEDIATE`, a read-only one with a plain `BEGIN`, and `query_only` is left alone,
+    /// because nothing would turn it off again before the pool hands the connection out.
+    Plain,
+    /// A connection of a `Db`'s SQLite pools, which decided how.
+    #[cfg(feature = "sqlite")]
+    Pool(crate::pool::sqlite::SqliteBegin),
+}
+
+impl SqliteMode {
+    fn is_writer(&self) -> bool {
+        #[cfg(feature = "sqlite")]
+        if let SqliteMode::Pool(crate::pool::sqlite::SqliteBegin::Write) = self {
+            return true;
+        }
+        false
+    }
+}
+
 async fn begin_txn(
     conn: &DatabaseConnection,
     options: &SessionOptions,
+    sqlite: SqliteMode,
 ) -> Result<DatabaseTransaction, DbErr> {
+    if conn.get_database_backend() == DbBackend::Sqlite {
+        return begin_sqlite(conn, options, sqlite).await;
+    }
+    let _ = sqlite;
     let isolation = options.isolation.map(|i| match i {
         ops_core::Isolation::ReadUncommitted => IsolationLevel::ReadUncommitted,
         ops_core::Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
@@ -342,12 +394,41 @@ async fn begin_txn(
     let access = options.read_only.then_some(AccessMode::ReadOnly);
     if isolation.is_none() && access.is_none() {
         conn.begin().await
-    } else if conn.get_database_backend() == DbBackend::Sqlite {
-        // SQLite transactions are always serializable and have no read-only mode: SeaORM rejects
-        // the settings, so begin a plain transaction, which already gives the strongest level.
-        conn.begin().await
     } else {
         conn.begin_with_config(isolation, access).await
+    }
+}
+
+/// SQLite transactions are always serializable, so the isolation level is ignored. A session that
+/// may write takes the write lock at `BEGIN IMMEDIATE`, so it never has to upgrade a read lock
+/// (which fails with `SQLITE_BUSY_SNAPSHOT` when another connection committed in between). A
+/// read-only session runs where writes fail: on a `query_only` reader, or with `query_only`
+/// turned on for the transaction.
+async fn begin_sqlite(
+    conn: &DatabaseConnection,
+    options: &SessionOptions,
+    sqlite: SqliteMode,
+) -> Result<DatabaseTransaction, DbErr> {
+    let immediate = sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    };
+    match sqlite {
+        SqliteMode::Plain if options.read_only => conn.begin().await,
+        SqliteMode::Plain => conn.begin_with_options(immediate).await,
+        #[cfg(feature = "sqlite")]
+        SqliteMode::Pool(mode) => {
+            use crate::pool::sqlite::SqliteBegin;
+            match mode {
+                SqliteBegin::Write => conn.begin_with_options(immediate).await,
+                SqliteBegin::Reader => conn.begin().await,
+                SqliteBegin::SharedReadOnly(flag) => {
+                    let txn = conn.begin().await?;
+                    crate::pool::sqlite::enter_read_only(&txn, &flag).await?;
+                    Ok(txn)
+                }
+            }
+        }
     }
 }
 

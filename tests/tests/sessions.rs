@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ops_sea::prelude::*;
 use ops_sea::run_managed;
 use ops_tests::fixtures::{count, insert_item, items_table, sleep_sql};
-use ops_tests::{STEP_TIMEOUT, TestDb, bounded};
+use ops_tests::{Backend, STEP_TIMEOUT, TestDb, bounded};
 use sea_orm::ConnectionTrait;
 
 async fn setup(name: &str) -> (TestDb, sea_orm::DatabaseConnection, Db) {
@@ -290,8 +290,14 @@ async fn requires_new_commits_independently_and_fails_fast_without_a_connection(
         .connect()
         .await
         .unwrap();
-    let outer = db.session().await.unwrap();
-    // SQLite allows one writer: the outer session only reads so the inner one can write.
+    // SQLite has one writer: the outer session only reads, so it is a read-only session (on a
+    // reader connection) and the inner one can take the writer.
+    let sqlite = t.backend == Backend::Sqlite;
+    let outer = match sqlite {
+        true => db.session_with(SessionOptions::new().read_only()).await,
+        false => db.session().await,
+    }
+    .unwrap();
     outer.execute_unprepared("SELECT 1").await.unwrap();
     run_managed(
         &outer,
@@ -304,12 +310,18 @@ async fn requires_new_commits_independently_and_fails_fast_without_a_connection(
     )
     .await
     .unwrap();
-    // Both connections in use now: a further requires_new must fail at once, not wait 10s.
+    // Both connections in use now: a further requires_new must fail at once, not wait 10s. On
+    // SQLite the outer session holds the one reader and `second` the writer; a read-only
+    // requires_new needs a second reader.
     let second = db.session().await.unwrap();
     let started = Instant::now();
+    let third = match sqlite {
+        true => SessionOptions::new().read_only(),
+        false => SessionOptions::new(),
+    };
     let err = run_managed(
         &outer,
-        SessionOptions::new().propagation(Propagation::RequiresNew),
+        third.propagation(Propagation::RequiresNew),
         std::panic::Location::caller(),
         |_s| async move { Ok::<(), OpsError>(()) },
     )
@@ -382,6 +394,62 @@ async fn concurrent_sessions_are_counted_exactly() {
     assert_eq!(
         count(&admin, "items").await,
         i64::try_from(stats.committed).unwrap()
+    );
+    finish(t, db).await;
+}
+
+/// Inserts a row in a read-only session: the reproduction.
+#[managed_session(read_only = true)]
+async fn insert_read_only(session: &Session) -> Result<(), OpsError> {
+    insert_item(session, 1, "read-only").await?;
+    Ok(())
+}
+
+/// A read-only session that writes fails the same way on every backend: PostgreSQL refuses with
+/// 25006, MySQL/MariaDB with 1792, SQLite with `SQLITE_READONLY` (8) from `query_only`; all three
+/// are `Programming`, nothing is written, and the pool's next write session works.
+#[tokio::test]
+async fn read_only_session_refuses_a_write_on_every_backend() {
+    let (t, admin, db) = setup("read_only_write").await;
+    let expected_code = match t.backend {
+        Backend::Postgres => "25006",
+        Backend::MySql => "1792",
+        Backend::Sqlite => "8",
+    };
+    let err = bounded("the macro", STEP_TIMEOUT, insert_read_only(&db))
+        .await
+        .expect_err("a read-only session must not write");
+    assert_eq!(err.category(), ErrorCategory::Programming, "{err}");
+    assert_eq!(err.code(), Some(expected_code), "{err}");
+    assert!(!err.is_retryable());
+
+    let s = db
+        .session_with(SessionOptions::new().read_only())
+        .await
+        .unwrap();
+    let raw = insert_item(&s, 2, "read-only").await.expect_err("refused");
+    let err = OpsError::from(raw);
+    assert_eq!(err.category(), ErrorCategory::Programming, "{err}");
+    assert_eq!(err.code(), Some(expected_code), "{err}");
+    s.rollback().await.unwrap();
+    assert_eq!(count(&admin, "items").await, 0, "nothing was written");
+
+    // The connections the read-only sessions used write again afterwards.
+    for id in 3..6 {
+        let s = db.session().await.unwrap();
+        insert_item(&s, id, "writable").await.unwrap();
+        s.commit().await.unwrap();
+        insert_item(&db, id + 10, "plain").await.unwrap();
+    }
+    assert_eq!(count(&admin, "items").await, 6);
+    let stats = db.error_stats();
+    assert!(
+        stats
+            .by_category
+            .get("programming")
+            .is_some_and(|n| *n >= 2),
+        "{:?}",
+        stats.by_category
     );
     finish(t, db).await;
 }
