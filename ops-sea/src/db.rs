@@ -84,9 +84,11 @@ impl Db {
         for note in &config.normalizations {
             tracing::info!(url = %config.url, "{note}");
         }
+        // Verified first: on a new SQLite file the first connection switches the database to
+        // WAL, which needs the file to itself; the pool opens its connections lazily after.
+        crate::pool::verify(&config).await?;
         let returned_in_transaction = crate::pool::ReturnedInTransaction::default();
         let pool = crate::pool::build(&config, &returned_in_transaction)?;
-        crate::pool::verify(&config).await?;
         let backend = match config.backend {
             ops_core::config::Backend::Sqlite => DbBackend::Sqlite,
             ops_core::config::Backend::Postgres => DbBackend::Postgres,
