@@ -1,7 +1,7 @@
 //! `#[managed_session]` and `#[db_retry]` against a real database: commit, rollback on error,
 //! panic and cancellation, joining, savepoints, `requires_new`, timeouts, and retries driven by
 //! real conflicts (a PostgreSQL serialization failure, a MariaDB deadlock, a busy SQLite
-//! database), with attempts counted on the server where it matters.
+//! database), with attempts counted in a database where it matters.
 #![deny(warnings, clippy::all)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,14 +28,6 @@ async fn setup_with(
     let t = TestDb::new(name).await;
     let admin = t.admin().await;
     items_table(&admin).await;
-    admin
-        .execute_unprepared("CREATE TABLE attempts (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
-        .await
-        .expect("create attempts");
-    admin
-        .execute_unprepared("INSERT INTO attempts (id, n) VALUES (1, 0)")
-        .await
-        .expect("seed attempts");
     let db = Db::builder(&t.url)
         .pool_size(pool_size)
         .max_overflow(max_overflow)
@@ -43,6 +35,38 @@ async fn setup_with(
         .await
         .expect("connect");
     (t, admin, db)
+}
+
+/// The connection that counts attempts, with its `attempts` table created and seeded.
+///
+/// On PostgreSQL and MySQL it is `admin`: the counter lives in the test's own database, written
+/// by a connection that is not the session's. On SQLite it is a connection to a file of its
+/// own beside the test's (removed with it): a write session holds the test file's one write
+/// lock from its `BEGIN IMMEDIATE` on, so no other connection can write there while an attempt
+/// runs. The count is still durable and kept outside every session, so it still proves how
+/// many attempts ran, including those whose sessions rolled back.
+async fn attempt_counter(t: &TestDb, admin: &DatabaseConnection) -> DatabaseConnection {
+    let counter = match t.backend {
+        Backend::Sqlite => {
+            let url = t.url.replacen(".sqlite?", "-attempts.sqlite?", 1);
+            assert_ne!(url, t.url, "the SQLite test URL changed shape: {}", t.url);
+            let mut options = sea_orm::ConnectOptions::new(url);
+            options.max_connections(1).sqlx_logging(false);
+            sea_orm::Database::connect(options)
+                .await
+                .expect("connect to the attempt counter")
+        }
+        Backend::Postgres | Backend::MySql => admin.clone(),
+    };
+    counter
+        .execute_unprepared("CREATE TABLE attempts (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+        .await
+        .expect("create attempts");
+    counter
+        .execute_unprepared("INSERT INTO attempts (id, n) VALUES (1, 0)")
+        .await
+        .expect("seed attempts");
+    counter
 }
 
 async fn finish(t: TestDb, db: Db) {
@@ -60,19 +84,20 @@ async fn finish(t: TestDb, db: Db) {
     t.cleanup().await;
 }
 
-/// The server-side attempt counter: incremented by each attempt in an autocommit statement on
-/// a connection of its own, so it counts attempts even when their sessions roll back.
-async fn bump(admin: &DatabaseConnection) -> Result<(), OpsError> {
-    admin
+/// The attempt counter (see [`attempt_counter`]): incremented by each attempt in an autocommit
+/// statement on a connection of its own, so it counts attempts even when their sessions roll
+/// back.
+async fn bump(counter: &DatabaseConnection) -> Result<(), OpsError> {
+    counter
         .execute_unprepared("UPDATE attempts SET n = n + 1 WHERE id = 1")
         .await?;
     Ok(())
 }
 
-async fn attempts_on_server(admin: &DatabaseConnection) -> i64 {
-    let row = admin
+async fn attempts_counted(counter: &DatabaseConnection) -> i64 {
+    let row = counter
         .query_one_raw(sea_orm::Statement::from_string(
-            admin.get_database_backend(),
+            counter.get_database_backend(),
             "SELECT n FROM attempts WHERE id = 1",
         ))
         .await
@@ -517,6 +542,7 @@ fn retried_blocking(session: &Session, id: i64) -> Result<i64, OpsError> {
 }
 
 /// Attempt 1 meets a real conflict the backend reports as retryable; attempt 2 succeeds.
+/// `calls` counts the attempts that reached the body.
 #[db_retry(attempts = 3, initial = "10ms", max = "50ms")]
 #[managed_session(isolation = "serializable")]
 async fn rename_with_conflict(
@@ -566,20 +592,8 @@ async fn rename_with_conflict(
                 .await?;
         }
         _ => {
-            // Another connection holds the write lock during attempt 1; with no busy timeout
-            // the write fails at once with SQLITE_BUSY. Attempt 2 releases it first.
-            if attempt == 1 {
-                session
-                    .execute_unprepared("PRAGMA busy_timeout = 0")
-                    .await?;
-            } else {
-                session
-                    .execute_unprepared("PRAGMA busy_timeout = 5000")
-                    .await?;
-                if let Some(txn) = held.lock().await.take() {
-                    txn.rollback().await?;
-                }
-            }
+            // The conflict happened before the body (see the test): only the attempt that got
+            // the write lock gets here.
             session
                 .execute_unprepared("UPDATE items SET name = 'ours' WHERE id = 1")
                 .await?;
@@ -618,7 +632,16 @@ async fn wait_for_lock_wait(admin: &DatabaseConnection) {
 
 #[tokio::test]
 async fn retries_a_real_conflict_and_succeeds_on_attempt_2() {
-    let (t, admin, db) = setup("managed_retry_conflict").await;
+    let t = TestDb::new("managed_retry_conflict").await;
+    let admin = t.admin().await;
+    items_table(&admin).await;
+    // On SQLite the wait for the write lock is bounded by `pool_timeout` (it is also the busy
+    // timeout): short, so attempt 1 gives up soon. Elsewhere the default is kept.
+    let mut builder = Db::builder(&t.url).pool_size(2).max_overflow(2);
+    if t.backend == Backend::Sqlite {
+        builder = builder.pool_timeout(Duration::from_millis(500));
+    }
+    let db = builder.connect().await.expect("connect");
     for id in 1..=4 {
         insert_item(&admin, id, "initial").await.expect("seed");
     }
@@ -639,11 +662,24 @@ async fn retries_a_real_conflict_and_succeeds_on_attempt_2() {
             *held.lock().await = Some(txn);
         }
         Backend::Sqlite => {
+            // The conflict SQLite's one-writer design still has: another process (here another
+            // connection) holds the file's write lock. A write session starts with BEGIN
+            // IMMEDIATE, so attempt 1 waits the busy timeout for the lock at BEGIN, before its
+            // body runs, and fails with SQLITE_BUSY. The other transaction ends as soon as
+            // attempt 1 has been given up (the retry is recorded before the back-off), not on
+            // a guessed delay; attempt 2's BEGIN IMMEDIATE then gets the lock.
             let txn = admin.begin().await.expect("other transaction");
             txn.execute_unprepared("UPDATE items SET name = 'theirs' WHERE id = 4")
                 .await
                 .expect("take the write lock");
-            *held.lock().await = Some(txn);
+            let watched = db.clone();
+            tokio::spawn(async move {
+                let deadline = Instant::now() + STEP_TIMEOUT;
+                while watched.error_stats().retries_attempted == 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                txn.rollback().await.expect("release the write lock");
+            });
         }
         Backend::Postgres => {}
     }
@@ -655,7 +691,9 @@ async fn retries_a_real_conflict_and_succeeds_on_attempt_2() {
     )
     .await
     .expect("attempt 2 succeeds");
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // On SQLite attempt 1 failed at BEGIN IMMEDIATE, so only attempt 2 reached the body.
+    let bodies = if t.backend == Backend::Sqlite { 1 } else { 2 };
+    assert_eq!(calls.load(Ordering::SeqCst), bodies);
     let stats = db.error_stats();
     assert_eq!(stats.retries_attempted, 1, "{stats:?}");
     assert_eq!(stats.retries_succeeded, 1, "{stats:?}");
@@ -670,11 +708,18 @@ async fn retries_a_real_conflict_and_succeeds_on_attempt_2() {
         Some(&1),
         "{stats:?}"
     );
+    // A fresh session per attempt. On SQLite attempt 1's session never opened (its BEGIN
+    // IMMEDIATE failed), so there is nothing to roll back and only attempt 2's is counted.
     let sessions = db.session_stats();
+    let expected_sessions = if t.backend == Backend::Sqlite {
+        (1, 1, 0)
+    } else {
+        (2, 1, 1)
+    };
     assert_eq!(
-        (sessions.committed, sessions.rolled_back),
-        (1, 1),
-        "a fresh session per attempt"
+        (sessions.opened, sessions.committed, sessions.rolled_back),
+        expected_sessions,
+        "{sessions:?}"
     );
     drop(held);
     finish(t, db).await;
@@ -682,8 +727,11 @@ async fn retries_a_real_conflict_and_succeeds_on_attempt_2() {
 
 #[db_retry(attempts = 3, initial = "1ms", jitter = false)]
 #[managed_session]
-async fn always_deadlocked(session: &Session, admin: &DatabaseConnection) -> Result<(), OpsError> {
-    bump(admin).await?;
+async fn always_deadlocked(
+    session: &Session,
+    counter: &DatabaseConnection,
+) -> Result<(), OpsError> {
+    bump(counter).await?;
     insert_item(session, 1, "never committed").await?;
     Err(retryable(RetryReason::Deadlock))
 }
@@ -691,12 +739,15 @@ async fn always_deadlocked(session: &Session, admin: &DatabaseConnection) -> Res
 #[tokio::test]
 async fn gives_up_after_the_last_attempt() {
     let (t, admin, db) = setup("managed_retry_gives_up").await;
-    let err = always_deadlocked(&db, &admin).await.expect_err("gives up");
+    let counter = attempt_counter(&t, &admin).await;
+    let err = always_deadlocked(&db, &counter)
+        .await
+        .expect_err("gives up");
     assert_eq!(
         err.category(),
         ErrorCategory::Retryable(RetryReason::Deadlock)
     );
-    assert_eq!(attempts_on_server(&admin).await, 3);
+    assert_eq!(attempts_counted(&counter).await, 3);
     assert_eq!(count(&admin, "items").await, 0);
     let stats = db.error_stats();
     assert_eq!(
@@ -710,8 +761,8 @@ async fn gives_up_after_the_last_attempt() {
 
 #[db_retry(attempts = 5, initial = "1ms")]
 #[managed_session]
-async fn insert_duplicate(session: &Session, admin: &DatabaseConnection) -> Result<(), OpsError> {
-    bump(admin).await?;
+async fn insert_duplicate(session: &Session, counter: &DatabaseConnection) -> Result<(), OpsError> {
+    bump(counter).await?;
     insert_item(session, 1, "duplicate").await?;
     Ok(())
 }
@@ -720,7 +771,8 @@ async fn insert_duplicate(session: &Session, admin: &DatabaseConnection) -> Resu
 async fn an_integrity_error_is_attempted_exactly_once() {
     let (t, admin, db) = setup("managed_retry_integrity").await;
     insert_item(&admin, 1, "original").await.expect("seed");
-    let err = insert_duplicate(&db, &admin)
+    let counter = attempt_counter(&t, &admin).await;
+    let err = insert_duplicate(&db, &counter)
         .await
         .expect_err("duplicate key");
     assert_eq!(
@@ -728,16 +780,16 @@ async fn an_integrity_error_is_attempted_exactly_once() {
         ErrorCategory::Integrity(IntegrityKind::Unique),
         "{err}"
     );
-    assert_eq!(attempts_on_server(&admin).await, 1);
+    assert_eq!(attempts_counted(&counter).await, 1);
     assert_eq!(db.error_stats().retries_attempted, 0);
     finish(t, db).await;
 }
 
 #[db_retry(attempts = 3, initial = "1ms")]
 #[managed_session]
-async fn commit_unknown(session: &Session, admin: &DatabaseConnection) -> Result<(), OpsError> {
+async fn commit_unknown(session: &Session, counter: &DatabaseConnection) -> Result<(), OpsError> {
     let _ = session;
-    bump(admin).await?;
+    bump(counter).await?;
     Err(OpsError::new(
         ErrorCategory::CommitUnknown,
         "the COMMIT's outcome is unknown",
@@ -748,10 +800,10 @@ async fn commit_unknown(session: &Session, admin: &DatabaseConnection) -> Result
 #[managed_session]
 async fn commit_unknown_idempotent(
     session: &Session,
-    admin: &DatabaseConnection,
+    counter: &DatabaseConnection,
 ) -> Result<(), OpsError> {
     let _ = session;
-    bump(admin).await?;
+    bump(counter).await?;
     Err(OpsError::new(
         ErrorCategory::CommitUnknown,
         "the COMMIT's outcome is unknown",
@@ -761,13 +813,14 @@ async fn commit_unknown_idempotent(
 #[tokio::test]
 async fn commit_unknown_is_rerun_only_when_idempotent() {
     let (t, admin, db) = setup("managed_retry_commit_unknown").await;
-    let err = commit_unknown(&db, &admin).await.expect_err("not re-run");
+    let counter = attempt_counter(&t, &admin).await;
+    let err = commit_unknown(&db, &counter).await.expect_err("not re-run");
     assert_eq!(err.category(), ErrorCategory::CommitUnknown);
-    assert_eq!(attempts_on_server(&admin).await, 1);
-    commit_unknown_idempotent(&db, &admin)
+    assert_eq!(attempts_counted(&counter).await, 1);
+    commit_unknown_idempotent(&db, &counter)
         .await
         .expect_err("re-run, then given up");
-    assert_eq!(attempts_on_server(&admin).await, 1 + 3);
+    assert_eq!(attempts_counted(&counter).await, 1 + 3);
     finish(t, db).await;
 }
 
