@@ -444,6 +444,7 @@ async fn main() -> Result<(), OpsError> {
     // A session dropped without commit or rollback: rolled back, warned about through `tracing`
     // with the line that opened it, and counted in the stats below (no subscriber needed).
     {
+        // ops-scan: allow(unfinished-session) -- the quickstart drops this session on purpose to show how ops counts it
         let forgotten = db.session().await?;
         post::Ops::count(&forgotten).await?;
     }

@@ -175,6 +175,7 @@ async fn waiting_writers_are_served_in_arrival_order() {
             s.commit().await.expect("commit");
         }));
         // Each waiter is queued before the next one arrives.
+        // ops-scan: allow(session-held-across-io) -- the test holds the writer on purpose so the waiters queue behind it
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     holder.commit().await.expect("commit");
@@ -278,6 +279,7 @@ async fn memory_database_read_only_session_fails_then_the_connection_writes_agai
     writing.commit().await.expect("commit");
     assert_eq!(count(&db, "items").await, 2);
     // The same after a read-only session that was dropped rather than finished.
+    // ops-scan: allow(unfinished-session) -- the test drops a read-only session on purpose
     let dropped = db
         .session_with(SessionOptions::new().read_only())
         .await
