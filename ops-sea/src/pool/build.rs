@@ -1,124 +1,11 @@
-//! The connection pool behind a `Db`: sqlx pools built from a `DbConfig`, with the semantics users
-//! of SQLAlchemy and HikariCP expect.
-//!
-//! - `pool_size` connections are kept warm (`min_connections`); `max_overflow` more are opened under
-//!   burst and closed again once idle for `idle_timeout`.
-//! - A connection is pinged at checkout only when it sat idle at least `idle_ping` (HikariCP's
-//!   rule); a hot connection pays no round trip. SeaORM's default pings on every checkout.
-//! - **Reset on return**: a connection never goes back to the pool inside a transaction. sqlx only
-//!   knows about transactions it began itself, so a raw `BEGIN` executed through the pool would leak
-//!   into the next borrower (this reproduces with plain SeaORM 2.0.4). The `after_release` hook
-//!   below asks the connection itself and rolls back when it is inside one.
-
-use std::time::Duration;
+//! Building a backend's sqlx pool and connect options from a `DbConfig`, and the one direct
+//! connection that proves the database answers at startup.
 
 use ops_core::config::{DbConfig, SslMode};
-use ops_core::health::PingResult;
-use sea_orm::DatabaseConnection;
-use sqlx::pool::PoolConnectionMetadata;
-use sqlx::{ConnectOptions, Connection, Executor as _};
+use sqlx::{Connection, Executor as _};
 
+use super::{Pool, reset};
 use crate::OpsError;
-
-/// What a pool reports about itself, for health reports and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolState {
-    /// Connections open now, idle or in use.
-    pub size: u32,
-    /// Connections idle in the pool.
-    pub idle: u32,
-    /// Connections kept warm.
-    pub min: u32,
-    /// The most connections the pool opens.
-    pub max: u32,
-}
-
-impl PoolState {
-    /// Connections checked out now.
-    pub fn in_use(&self) -> u32 {
-        self.size.saturating_sub(self.idle)
-    }
-}
-
-/// The sqlx pool of one backend.
-#[derive(Clone, Debug)]
-pub(crate) enum Pool {
-    #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
-    #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool),
-    #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
-}
-
-macro_rules! each_pool {
-    ($self:expr, $p:ident => $body:expr) => {
-        match $self {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite($p) => $body,
-            #[cfg(feature = "postgres")]
-            Pool::Postgres($p) => $body,
-            #[cfg(feature = "mysql")]
-            Pool::MySql($p) => $body,
-        }
-    };
-}
-
-impl Pool {
-    pub(crate) fn state(&self) -> PoolState {
-        each_pool!(self, p => PoolState {
-            size: p.size(),
-            idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
-            min: p.options().get_min_connections(),
-            max: p.options().get_max_connections(),
-        })
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        each_pool!(self, p => p.is_closed())
-    }
-
-    pub(crate) async fn close(&self) {
-        each_pool!(self, p => p.close().await)
-    }
-
-    /// The SeaORM connection over this pool.
-    pub(crate) fn sea_connection(&self) -> DatabaseConnection {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(p.clone()),
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(p) => sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(p.clone()),
-            #[cfg(feature = "mysql")]
-            Pool::MySql(p) => sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(p.clone()),
-        }
-    }
-
-    /// Takes a connection and runs the backend's cheapest round trip on it, bounded by `timeout`.
-    pub(crate) async fn ping(&self, timeout: Duration) -> PingResult {
-        let started = std::time::Instant::now();
-        let work = async {
-            each_pool!(self, p => {
-                if p.num_idle() == 0 && p.size() >= p.options().get_max_connections() {
-                    // A saturated pool says nothing about the database: ask it on a connection
-                    // of its own rather than queueing behind the work.
-                    let mut conn = p.connect_options().connect().await?;
-                    let result = conn.ping().await;
-                    let _ = conn.close().await;
-                    result
-                } else {
-                    let mut conn = p.acquire().await?;
-                    conn.ping().await
-                }
-            })
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(())) => PingResult::Ok(started.elapsed()),
-            Ok(Err(err)) => PingResult::Failed(OpsError::from(err).to_string()),
-            Err(_) => PingResult::TimedOut(timeout),
-        }
-    }
-}
 
 /// Builds the pool for a configuration. The pool connects lazily; `Db::connect` proves the
 /// database answers before handing the pool out.
@@ -209,7 +96,7 @@ pub(crate) async fn verify(config: &DbConfig) -> Result<(), OpsError> {
 
 /// Pool options shared by every backend.
 fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOptions<DB> {
-    let mut options = sqlx::pool::PoolOptions::<DB>::new()
+    let options = sqlx::pool::PoolOptions::<DB>::new()
         .min_connections(config.pool_size)
         .max_connections(config.pool_size.saturating_add(config.max_overflow))
         .acquire_timeout(config.pool_timeout)
@@ -218,18 +105,7 @@ fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOption
         // Pinging every checkout costs a round trip per query; `before_acquire` below pings only
         // connections that sat idle long enough to have been cut.
         .test_before_acquire(false);
-    let idle_ping = config.idle_ping;
-    options = options.before_acquire(move |conn, meta: PoolConnectionMetadata| {
-        Box::pin(async move {
-            if meta.idle_for < idle_ping {
-                return Ok(true);
-            }
-            // A failed ping discards this connection; sqlx then takes another or opens a new one,
-            // so the caller never sees the dead connection.
-            Ok(conn.ping().await.is_ok())
-        })
-    });
-    options
+    reset::ping_idle(options, config.idle_ping)
 }
 
 #[cfg(feature = "sqlite")]
@@ -277,7 +153,7 @@ mod sqlite {
         }
         let pool = pool.after_release(|conn, _meta| {
             Box::pin(async move {
-                if super::reset::sqlite_in_transaction(conn).await? {
+                if reset::sqlite_in_transaction(conn).await? {
                     tracing::warn!(
                         "a SQLite connection was returned to the pool inside a transaction; \
                          rolling it back"
@@ -328,7 +204,7 @@ mod postgres {
         let pool: PgPoolOptions = pool_options(config);
         let pool = pool.after_release(|conn, _meta| {
             Box::pin(async move {
-                super::reset::postgres_reset(conn).await?;
+                reset::postgres_reset(conn).await?;
                 Ok(true)
             })
         });
@@ -386,64 +262,10 @@ mod mysql {
         }
         let pool = pool.after_release(|conn, _meta| {
             Box::pin(async move {
-                super::reset::mysql_reset(conn).await?;
+                reset::mysql_reset(conn).await?;
                 Ok(true)
             })
         });
         Ok(pool.connect_lazy_with(connect))
-    }
-}
-
-/// How each backend finds out whether a returned connection is inside a transaction.
-///
-/// sqlx 0.9 tracks the protocol's transaction status internally but does not expose it, and its
-/// public `is_in_transaction` counts only transactions sqlx began. So each backend asks the
-/// connection in the cheapest way it has.
-mod reset {
-    #[allow(unused_imports)]
-    use super::*;
-
-    /// SQLite answers from memory: `sqlite3_get_autocommit` is zero inside a transaction.
-    #[cfg(feature = "sqlite")]
-    pub(super) async fn sqlite_in_transaction(
-        conn: &mut sqlx::SqliteConnection,
-    ) -> Result<bool, sqlx::Error> {
-        let mut handle = conn.lock_handle().await?;
-        let raw = handle.as_raw_handle();
-        Ok(crate::sqlite_ffi::in_transaction(raw))
-    }
-
-    /// PostgreSQL: outside an explicit transaction every statement is its own transaction, so
-    /// `now()` (the transaction's start) equals `statement_timestamp()`. Inside one, `now()` is the
-    /// earlier `BEGIN`. An aborted transaction rejects the query, which also means "roll back".
-    #[cfg(feature = "postgres")]
-    pub(super) async fn postgres_reset(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-        // A plain string runs over the simple-query protocol, where both timestamps are taken
-        // from the one Query message; over the extended protocol the implicit transaction starts
-        // at Parse and the statement at Execute, so they differ even outside a transaction.
-        let check = conn
-            .fetch_one("SELECT pg_catalog.now() <> pg_catalog.statement_timestamp()")
-            .await;
-        let in_transaction = match check {
-            Ok(row) => sqlx::Row::try_get::<bool, _>(&row, 0)?,
-            Err(sqlx::Error::Database(_)) => true,
-            Err(other) => return Err(other),
-        };
-        if in_transaction {
-            tracing::warn!(
-                "a PostgreSQL connection was returned to the pool inside a transaction; \
-                 rolling it back"
-            );
-            conn.execute("ROLLBACK").await?;
-        }
-        Ok(())
-    }
-
-    /// MySQL/MariaDB: `ROLLBACK` outside a transaction is a silent no-op, so one statement both
-    /// checks and resets.
-    #[cfg(feature = "mysql")]
-    pub(super) async fn mysql_reset(conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
-        conn.execute("ROLLBACK").await?;
-        Ok(())
     }
 }

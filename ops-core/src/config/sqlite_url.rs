@@ -1,0 +1,157 @@
+//! The part of a `sqlite:` URL after the scheme: the database file, its query parameters, and
+//! SQLAlchemy's slash conventions.
+
+use super::backend::Backend;
+use super::ssl::take_ssl_mode;
+use super::url::{DatabaseUrl, query_pairs};
+
+/// Query parameters that the sqlx SQLite driver understands. It rejects any other.
+const SQLITE_PARAMS: [&str; 4] = ["mode", "cache", "immutable", "vfs"];
+
+/// Parses the part after `sqlite:`.
+pub(super) fn parse_sqlite(rest: &str, mut notes: Vec<String>) -> Result<DatabaseUrl, String> {
+    let (body, query) = match rest.split_once('?') {
+        Some((body, query)) => (body, Some(query)),
+        None => (rest, None),
+    };
+    let mut pairs = query_pairs(query.unwrap_or_default());
+
+    if let Some((mode, written)) = take_ssl_mode(&mut pairs)? {
+        if mode.requires_tls() {
+            return Err(format!(
+                "`{written}` asks for TLS, but SQLite is an embedded file with no network \
+                 connection: remove it"
+            ));
+        }
+        notes.push(format!(
+            "removed `{written}` from the url query: SSL does not apply to SQLite"
+        ));
+    }
+    pairs.retain(|pair| {
+        let keep = !pair.key.eq_ignore_ascii_case("check_same_thread");
+        if !keep {
+            notes.push(format!(
+                "removed `{}` from the url query: it is an option of Python's sqlite3 module, and \
+                 sqlx connections are safe to use from any thread",
+                pair.raw
+            ));
+        }
+        keep
+    });
+    let mut mode = None;
+    for pair in &pairs {
+        let accepted: &[&str] = match pair.key.as_str() {
+            "mode" => &["ro", "rw", "rwc", "memory"],
+            "cache" => &["private", "shared"],
+            "immutable" => &["true", "false", "1", "0"],
+            "vfs" => &[],
+            _ => {
+                return Err(format!(
+                    "the SQLite url parameter `{}` is not supported: sqlx accepts {}",
+                    pair.key,
+                    SQLITE_PARAMS.join(", ")
+                ));
+            }
+        };
+        if !accepted.is_empty() && !accepted.contains(&pair.value.as_str()) {
+            return Err(format!(
+                "`{}={}` is not a valid SQLite url parameter: use {} for `{}`",
+                pair.key,
+                pair.value,
+                accepted.join(", "),
+                pair.key
+            ));
+        }
+        if pair.key == "mode" {
+            mode = Some(pair.value.clone());
+        }
+    }
+    let mut query: Vec<String> = pairs.iter().map(|pair| pair.raw.to_owned()).collect();
+    let mode_memory = mode.as_deref() == Some("memory");
+
+    // Decide the path and whether the URL was written the SQLAlchemy way.
+    let (database, sqlalchemy_file) = if body == ":memory:" {
+        (":memory:".to_owned(), false)
+    } else if let Some(after) = body.strip_prefix("//") {
+        if let Some(path) = after.strip_prefix('/') {
+            // Three or more slashes: SQLAlchemy strips `sqlite:///`, the rest is the path.
+            if path.is_empty() || path == ":memory:" {
+                notes.push(format!(
+                    "rewrote the SQLAlchemy url `sqlite:{body}` to `sqlite::memory:`, an in-memory \
+                     database"
+                ));
+                (":memory:".to_owned(), false)
+            } else if path.starts_with('/') {
+                notes.push(format!(
+                    "read `sqlite:{body}` the SQLAlchemy way: four slashes give the absolute path \
+                     {path}"
+                ));
+                (path.to_owned(), true)
+            } else {
+                notes.push(format!(
+                    "read `sqlite:{body}` the SQLAlchemy way: three slashes give the path {path} \
+                     relative to the working directory (sqlx alone would open /{path}); write \
+                     sqlite:////{path} for an absolute path or sqlite://{path} to silence this \
+                     note"
+                ));
+                (path.to_owned(), true)
+            }
+        } else if after.is_empty() {
+            if mode_memory {
+                (String::new(), false)
+            } else if query.is_empty() {
+                notes.push(
+                    "rewrote the SQLAlchemy url `sqlite://` to `sqlite::memory:`, an in-memory \
+                     database"
+                        .to_owned(),
+                );
+                (":memory:".to_owned(), false)
+            } else {
+                return Err(
+                    "it names no database file: use sqlite://path/to/file.db, or \
+                            sqlite::memory: for an in-memory database"
+                        .to_owned(),
+                );
+            }
+        } else {
+            (after.to_owned(), false)
+        }
+    } else if body.is_empty() {
+        return Err(
+            "it names no database file: use sqlite://path/to/file.db, or sqlite::memory: \
+                    for an in-memory database"
+                .to_owned(),
+        );
+    } else {
+        (body.to_owned(), false)
+    };
+
+    if sqlalchemy_file && mode.is_none() {
+        query.push("mode=rwc".to_owned());
+        notes.push(
+            "added `mode=rwc` to the SQLite url so the file is created on demand, as SQLAlchemy \
+             does"
+                .to_owned(),
+        );
+    }
+    let in_memory = database == ":memory:" || mode_memory;
+    let mut url = if database == ":memory:" && !body.starts_with("//:") {
+        "sqlite::memory:".to_owned()
+    } else if body.starts_with("//") || sqlalchemy_file {
+        format!("sqlite://{database}")
+    } else {
+        format!("sqlite:{database}")
+    };
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query.join("&"));
+    }
+    Ok(DatabaseUrl {
+        redacted: url.clone(),
+        url,
+        backend: Backend::Sqlite,
+        ssl_mode: None,
+        in_memory,
+        normalizations: notes,
+    })
+}
