@@ -8,6 +8,7 @@
 
 pub mod category;
 pub mod config;
+pub mod duration;
 pub mod health;
 pub mod options;
 pub mod page;

@@ -11,8 +11,7 @@
 //! use axum::{Router, routing::{get, post}};
 //! use ops_sea::axum::{RequestSession, SessionLayer, health};
 //! use ops_sea::prelude::*;
-//! use sea_orm::ConnectionTrait;
-//!
+//! //!
 //! async fn touch(tx: RequestSession) -> Result<&'static str, OpsError> {
 //!     // The first statement begins the request's session; the layer commits it after this
 //!     // handler returns `Ok` (a 200), and rolls it back after an `Err` (its error status).
@@ -57,10 +56,6 @@ use ::axum::response::{IntoResponse, Response};
 use ops_core::health::HealthReport;
 use ops_core::stats::ErrorStatsRecorder;
 use ops_core::{ErrorCategory, IntegrityKind, SessionOptions};
-use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, IsolationLevel,
-    QueryResult, Statement, TransactionError, TransactionTrait,
-};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -419,127 +414,15 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestSession {
     }
 }
 
-/// A begin failure as the `DbErr` a `ConnectionTrait` method must return. The driver's own error
-/// is kept when there is one, so the classification (and the repository's rule that statement
-/// errors were already counted) stays the same.
-fn to_db_err(err: OpsError) -> DbErr {
-    match err.db_err() {
-        Some(db_err) => db_err.clone(),
-        None => DbErr::Custom(err.to_string()),
-    }
-}
-
-#[async_trait::async_trait]
-impl ConnectionTrait for RequestSession {
-    fn get_database_backend(&self) -> DbBackend {
-        self.db().backend()
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.session()
-            .await
-            .map_err(to_db_err)?
-            .execute_raw(stmt)
-            .await
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.session()
-            .await
-            .map_err(to_db_err)?
-            .execute_unprepared(sql)
-            .await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.session()
-            .await
-            .map_err(to_db_err)?
-            .query_one_raw(stmt)
-            .await
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.session()
-            .await
-            .map_err(to_db_err)?
-            .query_all_raw(stmt)
-            .await
-    }
-
-    fn support_returning(&self) -> bool {
-        self.db().connection().support_returning()
-    }
-}
-
-/// `begin` opens a savepoint inside the request's session, as on [`Session`].
-#[async_trait::async_trait]
-impl TransactionTrait for RequestSession {
-    type Transaction = DatabaseTransaction;
-
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.session().await.map_err(to_db_err)?.begin().await
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.session()
-            .await
-            .map_err(to_db_err)?
-            .begin_with_config(isolation_level, access_mode)
-            .await
-    }
-
-    async fn begin_with_options(
-        &self,
-        options: sea_orm::TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.session()
-            .await
-            .map_err(to_db_err)?
-            .begin_with_options(options)
-            .await
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: fmt::Display + fmt::Debug + Send,
-    {
-        self.session()
-            .await
-            .map_err(|e| TransactionError::Connection(to_db_err(e)))?
-            .transaction(callback)
-            .await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: fmt::Display + fmt::Debug + Send,
-    {
-        self.session()
-            .await
-            .map_err(|e| TransactionError::Connection(to_db_err(e)))?
-            .transaction_with_config(callback, isolation_level, access_mode)
-            .await
-    }
+// `begin` opens a savepoint inside the request's session, as on [`Session`]. The session
+// records its own statement errors, so nothing more is observed here. A failure to begin the
+// request's session keeps its category (see `OpsError::into_db_err`).
+crate::delegate::delegate_connection! {
+    impl for RequestSession;
+    connection(|request| request.session().await.map_err(OpsError::into_db_err));
+    observe(|_request, err| err);
+    backend(|request| request.db().backend());
+    support_returning(|request| request.db().connection().support_returning());
 }
 
 impl Executor for RequestSession {

@@ -8,10 +8,7 @@ use std::time::Duration;
 use ops_core::config::DbConfig;
 use ops_core::stats::ErrorStatsRecorder;
 use ops_core::tracker::{SessionStats, SessionTracker};
-use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 
 use crate::OpsError;
 use crate::pool::{Pool, PoolState};
@@ -81,7 +78,7 @@ impl Db {
         }
         let pool = crate::pool::build(&config)?;
         crate::pool::verify(&config).await?;
-        let backend = match config.backend {
+        let backend = match config.backend() {
             ops_core::config::Backend::Sqlite => DbBackend::Sqlite,
             ops_core::config::Backend::Postgres => DbBackend::Postgres,
             ops_core::config::Backend::MySql => DbBackend::MySql,
@@ -222,50 +219,33 @@ pub struct DbBuilder {
     config: Result<DbConfig, OpsError>,
 }
 
-macro_rules! setter {
-    ($(#[$doc:meta])* $name:ident: $ty:ty => |$c:ident, $v:ident| $body:expr) => {
-        $(#[$doc])*
-        pub fn $name(mut self, $v: $ty) -> Self {
-            if let Ok($c) = &mut self.config {
-                $body;
-            }
-            self
+/// One builder method per row of the settings table (`ops_core::config`'s `settings.rs`): adding
+/// a setting there adds its method here.
+macro_rules! builder_setters {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident: $ty:ty = $default:literal, env $env:literal, kind $kind:ty,
+            setter $setter:ty, readme $readme:literal;
+    )*) => {
+        impl DbBuilder {
+            $(
+                $(#[doc = $doc])*
+                ///
+                #[doc = concat!("Default `", $default, "`; the environment variable is `", $env, "`.")]
+                pub fn $field(mut self, value: $setter) -> Self {
+                    if let Ok(config) = &mut self.config {
+                        config.$field = ::core::convert::From::from(value);
+                    }
+                    self
+                }
+            )*
         }
     };
 }
 
-impl DbBuilder {
-    setter!(
-        /// Connections kept warm (`DB_POOL_SIZE`).
-        pool_size: u32 => |c, v| c.pool_size = v);
-    setter!(
-        /// Extra connections opened under burst and closed when idle (`DB_MAX_OVERFLOW`).
-        max_overflow: u32 => |c, v| c.max_overflow = v);
-    setter!(
-        /// How long to wait for a connection from the pool (`DB_POOL_TIMEOUT`).
-        pool_timeout: Duration => |c, v| c.pool_timeout = v);
-    setter!(
-        /// Maximum connection age; `None` keeps connections forever (`DB_POOL_RECYCLE`).
-        pool_recycle: Option<Duration> => |c, v| c.pool_recycle = v);
-    setter!(
-        /// How long an idle overflow connection stays open (`DB_POOL_IDLE_TIMEOUT`).
-        idle_timeout: Duration => |c, v| c.idle_timeout = v);
-    setter!(
-        /// Bound on establishing a connection at startup and in health checks (`DB_CONNECT_TIMEOUT`).
-        connect_timeout: Duration => |c, v| c.connect_timeout = v);
-    setter!(
-        /// Server-side bound on each statement, where the backend has one (`DB_STATEMENT_TIMEOUT_MS`).
-        statement_timeout: Option<Duration> => |c, v| c.statement_timeout = v);
-    setter!(
-        /// Ping only connections idle at least this long at checkout (`DB_IDLE_PING`).
-        idle_ping: Duration => |c, v| c.idle_ping = v);
-    setter!(
-        /// Sessions open longer than this are reported and warned about once (`DB_LEAK_THRESHOLD`).
-        leak_threshold: Option<Duration> => |c, v| c.leak_threshold = v);
-    setter!(
-        /// TLS mode (`DB_SSL_MODE`).
-        ssl_mode: ops_core::config::SslMode => |c, v| c.ssl_mode = Some(v));
+ops_core::__db_settings!(builder_setters);
 
+impl DbBuilder {
     /// The configuration built so far.
     pub fn config(&self) -> Result<&DbConfig, &OpsError> {
         self.config.as_ref()
@@ -294,113 +274,12 @@ fn spawn_leak_watcher(inner: Weak<DbInner>) {
     runtime.spawn(crate::maintenance::maintain(inner, config));
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for Db {
-    fn get_database_backend(&self) -> DbBackend {
-        self.inner.backend
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.inner
-            .conn
-            .execute_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.inner
-            .conn
-            .execute_unprepared(sql)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.inner
-            .conn
-            .query_one_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.inner
-            .conn
-            .query_all_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    fn support_returning(&self) -> bool {
-        self.inner.conn.support_returning()
-    }
-}
-
-#[async_trait::async_trait]
-impl TransactionTrait for Db {
-    type Transaction = DatabaseTransaction;
-
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.inner.conn.begin().await.map_err(|e| self.observe(e))
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.inner
-            .conn
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn begin_with_options(
-        &self,
-        options: sea_orm::TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.inner
-            .conn
-            .begin_with_options(options)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
-            > + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        self.inner.conn.transaction(callback).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, sea_orm::TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
-            > + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        self.inner
-            .conn
-            .transaction_with_config(callback, isolation_level, access_mode)
-            .await
-    }
+crate::delegate::delegate_connection! {
+    impl for Db;
+    connection(|db| Ok::<_, DbErr>(&db.inner.conn));
+    observe(|db, err| db.observe(err));
+    backend(|db| db.inner.backend);
+    support_returning(|db| db.inner.conn.support_returning());
 }
 
 impl crate::Executor for Db {

@@ -151,6 +151,26 @@ impl OpsError {
         &self.inner.detail
     }
 
+    /// The category, code and constraint, as a classification.
+    pub(crate) fn classification(&self) -> Classification {
+        let mut classification = Classification::new(self.inner.category);
+        classification.code = self.inner.code.clone();
+        classification.constraint = self.inner.constraint.clone();
+        classification
+    }
+
+    /// This error as the `DbErr` a SeaORM trait method must return. The driver's own error is
+    /// returned when there is one; otherwise the error itself is carried inside, so converting
+    /// the `DbErr` back gives the same category and code.
+    pub(crate) fn into_db_err(self) -> DbErr {
+        if let Some(db_err) = self.db_err() {
+            return db_err.clone();
+        }
+        DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(
+            sqlx::Error::Configuration(Box::new(self)),
+        )))
+    }
+
     /// The SeaORM error this came from, if any.
     pub fn db_err(&self) -> Option<&DbErr> {
         self.inner.source.as_deref()?.downcast_ref::<DbErr>()

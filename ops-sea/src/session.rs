@@ -12,7 +12,7 @@ use ops_core::tracker::{SessionOutcome, SessionTicket};
 use ops_core::{ErrorCategory, RetryReason, SessionOptions};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
+    IsolationLevel, Statement, TransactionTrait,
 };
 
 use crate::{Db, OpsError};
@@ -34,6 +34,8 @@ pub struct Session {
 
 struct SessionInner {
     txn: Option<DatabaseTransaction>,
+    /// The backend, kept apart from `txn` so it is known after the session finished.
+    backend: DbBackend,
     db: Option<Db>,
     ticket: Option<SessionTicket>,
     /// Keeps the enclosing session alive while this savepoint is open.
@@ -140,6 +142,7 @@ impl Session {
     ) -> Session {
         Session {
             inner: Arc::new(SessionInner {
+                backend: txn.get_database_backend(),
                 txn: Some(txn),
                 db,
                 ticket,
@@ -391,116 +394,44 @@ pub(crate) async fn kill_mysql_query(db: &Db, connection_id: u64, grace: Duratio
     }
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for Session {
-    fn get_database_backend(&self) -> DbBackend {
-        match &self.inner.txn {
-            Some(txn) => txn.get_database_backend(),
-            None => DbBackend::Sqlite,
-        }
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.txn()?
-            .execute_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.txn()?
-            .execute_unprepared(sql)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.txn()?
-            .query_one_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.txn()?
-            .query_all_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    fn support_returning(&self) -> bool {
-        self.inner
+// The backend is the one stored when the session opened, so a finished session still answers
+// with its real backend rather than a guess.
+crate::delegate::delegate_connection! {
+    impl for Session;
+    connection(|session| session.txn());
+    observe(|session, err| session.observe(err));
+    backend(|session| session.inner.backend);
+    support_returning(|session| {
+        session
+            .inner
             .txn
             .as_ref()
             .is_some_and(ConnectionTrait::support_returning)
-    }
-}
-
-#[async_trait::async_trait]
-impl TransactionTrait for Session {
-    type Transaction = DatabaseTransaction;
-
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?.begin().await
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?
-            .begin_with_config(isolation_level, access_mode)
-            .await
-    }
-
-    async fn begin_with_options(
-        &self,
-        options: sea_orm::TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?.begin_with_options(options).await
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
-            > + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        self.txn()
-            .map_err(sea_orm::TransactionError::Connection)?
-            .transaction(callback)
-            .await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, sea_orm::TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
-            > + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        self.txn()
-            .map_err(sea_orm::TransactionError::Connection)?
-            .transaction_with_config(callback, isolation_level, access_mode)
-            .await
-    }
+    });
 }
 
 impl crate::Executor for Session {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
         self.inner.db.as_ref().map(Db::error_recorder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finished session answers with the backend it ran on, not SQLite. The database is the
+    /// one `DATABASE_URL` names (SQLite in memory when unset), so run this with a server URL to
+    /// see the difference.
+    #[tokio::test]
+    async fn a_finished_session_keeps_its_backend() {
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".to_owned());
+        let db = Db::connect(&url).await.expect("connect");
+        let mut session = db.session().await.expect("session");
+        let inner = Arc::get_mut(&mut session.inner).expect("the only handle");
+        let txn = inner.txn.take().expect("open");
+        txn.rollback().await.expect("rollback");
+        assert_eq!(session.get_database_backend(), db.backend());
+        assert!(session.execute_unprepared("SELECT 1").await.is_err());
     }
 }

@@ -8,21 +8,9 @@
 //!
 //! # Environment
 //!
-//! [`DbConfig::from_env`] reads these variables; an unset variable keeps the default.
-//!
-//! | variable | field | default | form |
-//! | --- | --- | --- | --- |
-//! | `DATABASE_URL` | `url` | `sqlite://ops.db?mode=rwc` | a database URL |
-//! | `DB_POOL_SIZE` | `pool_size` | 10 | whole number, at least 1 |
-//! | `DB_MAX_OVERFLOW` | `max_overflow` | 10 | whole number |
-//! | `DB_POOL_TIMEOUT` | `pool_timeout` | 30s | duration |
-//! | `DB_POOL_RECYCLE` | `pool_recycle` | 30m | duration, or `off` |
-//! | `DB_POOL_IDLE_TIMEOUT` | `idle_timeout` | 10m | duration |
-//! | `DB_CONNECT_TIMEOUT` | `connect_timeout` | 10s | duration |
-//! | `DB_STATEMENT_TIMEOUT_MS` | `statement_timeout` | none | whole milliseconds, `0` for none |
-//! | `DB_IDLE_PING` | `idle_ping` | 500ms | duration |
-//! | `DB_LEAK_THRESHOLD` | `leak_threshold` | 60s | duration, or `off` |
-//! | `DB_SSL_MODE` | `ssl_mode` | from the URL | an [`SslMode`] name |
+//! [`DbConfig::from_env`] reads `DATABASE_URL` and the variables of the settings table, listed
+//! in [`DbConfig`]'s documentation; an unset variable keeps the default. Each setting is declared
+//! once, in `settings.rs`, which says how to add one.
 //!
 //! Durations follow [`parse_duration`]: `30` (seconds), `500ms`, `30s`, `5m`, `1h`, `1.5s`.
 //! Optional durations are turned off by `off`, `none`, `-1` or any zero duration.
@@ -33,9 +21,9 @@
 //! running with the default would hide that mistake. Unset the variable to get the default.
 
 mod backend;
-mod duration;
 mod env;
 mod error;
+mod kind;
 mod redact;
 mod settings;
 mod sqlite_url;
@@ -43,10 +31,10 @@ mod ssl;
 mod url;
 
 pub use self::url::DatabaseUrl;
+pub use crate::duration::{DurationError, parse_duration};
 pub use backend::Backend;
-pub use duration::parse_duration;
 pub use error::ConfigError;
-pub use settings::DbConfig;
+pub use settings::{DbConfig, environment_table};
 pub use ssl::{SslCertificates, SslMode};
 
 /// The URL used when `DATABASE_URL` is not set: an embedded SQLite file in the working

@@ -9,7 +9,11 @@ use super::url::{DatabaseUrl, query_pairs};
 const SQLITE_PARAMS: [&str; 4] = ["mode", "cache", "immutable", "vfs"];
 
 /// Parses the part after `sqlite:`.
-pub(super) fn parse_sqlite(rest: &str, mut notes: Vec<String>) -> Result<DatabaseUrl, String> {
+pub(super) fn parse_sqlite(
+    rest: &str,
+    sqlalchemy: bool,
+    mut notes: Vec<String>,
+) -> Result<DatabaseUrl, String> {
     let (body, query) = match rest.split_once('?') {
         Some((body, query)) => (body, Some(query)),
         None => (rest, None),
@@ -69,59 +73,84 @@ pub(super) fn parse_sqlite(rest: &str, mut notes: Vec<String>) -> Result<Databas
     let mut query: Vec<String> = pairs.iter().map(|pair| pair.raw.to_owned()).collect();
     let mode_memory = mode.as_deref() == Some("memory");
 
-    // Decide the path and whether the URL was written the SQLAlchemy way.
+    // Decide the path. A plain `sqlite:` URL means what sqlx documents: `sqlite://data.db` is
+    // `data.db` in the working directory and `sqlite:///data.db` is `/data.db`, so a SeaORM
+    // user's absolute path opens the file they mean. SQLAlchemy's readings (three slashes
+    // relative, four absolute) apply only to URLs that say they are SQLAlchemy's,
+    // `sqlite+pysqlite://` and `sqlite+aiosqlite://`.
+    let no_file = || {
+        "it names no database file: use sqlite://path/to/file.db, or sqlite::memory: for an \
+         in-memory database"
+            .to_owned()
+    };
     let (database, sqlalchemy_file) = if body == ":memory:" {
         (":memory:".to_owned(), false)
-    } else if let Some(after) = body.strip_prefix("//") {
-        if let Some(path) = after.strip_prefix('/') {
-            // Three or more slashes: SQLAlchemy strips `sqlite:///`, the rest is the path.
-            if path.is_empty() || path == ":memory:" {
+    } else if sqlalchemy {
+        match body.strip_prefix("///") {
+            Some("" | ":memory:") => {
                 notes.push(format!(
                     "rewrote the SQLAlchemy url `sqlite:{body}` to `sqlite::memory:`, an in-memory \
                      database"
                 ));
                 (":memory:".to_owned(), false)
-            } else if path.starts_with('/') {
+            }
+            Some(path) if path.starts_with('/') => {
                 notes.push(format!(
-                    "read `sqlite:{body}` the SQLAlchemy way: four slashes give the absolute path \
+                    "read the SQLAlchemy url `sqlite:{body}`: four slashes give the absolute path \
                      {path}"
                 ));
                 (path.to_owned(), true)
-            } else {
+            }
+            Some(path) => {
                 notes.push(format!(
-                    "read `sqlite:{body}` the SQLAlchemy way: three slashes give the path {path} \
-                     relative to the working directory (sqlx alone would open /{path}); write \
-                     sqlite:////{path} for an absolute path or sqlite://{path} to silence this \
-                     note"
+                    "read the SQLAlchemy url `sqlite:{body}`: three slashes give the path {path} \
+                     relative to the working directory"
                 ));
                 (path.to_owned(), true)
             }
-        } else if after.is_empty() {
-            if mode_memory {
-                (String::new(), false)
-            } else if query.is_empty() {
+            None if body == "//" && query.is_empty() => {
                 notes.push(
                     "rewrote the SQLAlchemy url `sqlite://` to `sqlite::memory:`, an in-memory \
                      database"
                         .to_owned(),
                 );
                 (":memory:".to_owned(), false)
-            } else {
+            }
+            None => {
                 return Err(
-                    "it names no database file: use sqlite://path/to/file.db, or \
-                            sqlite::memory: for an in-memory database"
+                    "a SQLAlchemy SQLite url names its file after three slashes: use \
+                     sqlite+pysqlite:///relative.db or sqlite+pysqlite:////absolute.db"
                         .to_owned(),
                 );
+            }
+        }
+    } else if let Some(after) = body.strip_prefix("//") {
+        if after == "/:memory:" {
+            return Err(
+                "`sqlite:///:memory:` is SQLAlchemy's spelling, which sqlx reads as the file \
+                 /:memory:: use sqlite::memory: for an in-memory database"
+                    .to_owned(),
+            );
+        } else if after == "/" {
+            return Err(no_file());
+        } else if after.is_empty() {
+            if mode_memory {
+                (String::new(), false)
+            } else if query.is_empty() {
+                notes.push(
+                    "read the url `sqlite://`, which names no file, as `sqlite::memory:`, an \
+                     in-memory database"
+                        .to_owned(),
+                );
+                (":memory:".to_owned(), false)
+            } else {
+                return Err(no_file());
             }
         } else {
             (after.to_owned(), false)
         }
     } else if body.is_empty() {
-        return Err(
-            "it names no database file: use sqlite://path/to/file.db, or sqlite::memory: \
-                    for an in-memory database"
-                .to_owned(),
-        );
+        return Err(no_file());
     } else {
         (body.to_owned(), false)
     };

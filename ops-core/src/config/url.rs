@@ -16,8 +16,8 @@ use super::ssl::{SslCertificates, SslMode, take_ssl_mode};
 pub(super) const ACCEPTED_URLS: &str = "use postgres://user:password@host:5432/database \
     (postgresql://, postgresql+asyncpg:// and the other SQLAlchemy spellings work too), \
     mysql://user:password@host:3306/database (mariadb://, mysql+pymysql://, mysql+aiomysql://…) \
-    or sqlite://file.db (sqlite::memory:, sqlite:file.db, SQLAlchemy's sqlite:///relative.db \
-    and sqlite:////absolute.db)";
+    or sqlite://file.db (sqlite::memory:, sqlite:file.db, sqlite:///absolute/file.db; \
+    SQLAlchemy's sqlite+pysqlite:///relative.db and sqlite+pysqlite:////absolute.db)";
 
 /// A parsed and normalized database URL.
 ///
@@ -31,12 +31,16 @@ pub(super) const ACCEPTED_URLS: &str = "use postgres://user:password@host:5432/d
 /// - `postgresql://`, `postgresql+asyncpg://` and any `postgres(ql)+driver://` become
 ///   `postgres://`; `mariadb://`, `mysql+pymysql://` and any `mysql+driver://` or
 ///   `mariadb+driver://` become `mysql://`.
-/// - SQLAlchemy's SQLite forms: `sqlite://` and `sqlite:///:memory:` become `sqlite::memory:`;
-///   `sqlite:///relative.db` (three slashes: relative) becomes `sqlite://relative.db` and
-///   `sqlite:////absolute.db` (four slashes) becomes `sqlite:///absolute.db`, with `mode=rwc`
-///   added when no mode is given so that the file is created on demand. Note that sqlx itself
-///   reads three slashes as an absolute path; the SQLAlchemy reading wins here, and the note
-///   says so.
+/// - Plain `sqlite:` URLs keep sqlx's documented meaning: `sqlite://data.db` and
+///   `sqlite:data.db` are `data.db` in the working directory, `sqlite:///data.db` is the absolute
+///   `/data.db`, `sqlite::memory:` is in memory. (`sqlite://` alone, which names no file, is read
+///   as in memory.) SQLAlchemy's readings apply only to `sqlite+pysqlite://` and
+///   `sqlite+aiosqlite://`: `sqlite+pysqlite://` and `sqlite+pysqlite:///:memory:` become
+///   `sqlite::memory:`, `sqlite+pysqlite:///relative.db` (three slashes: relative) becomes
+///   `sqlite://relative.db` and `sqlite+pysqlite:////absolute.db` (four slashes) becomes
+///   `sqlite:///absolute.db`, with `mode=rwc` added when no mode is given so that the file is
+///   created on demand, as SQLAlchemy does. The URL printed (`Display`, logs) opens the same
+///   database when given back.
 /// - `sslmode`, `ssl-mode`, `ssl_mode` and `ssl` are removed from the query, and their value is
 ///   kept as [`DatabaseUrl::ssl_mode`]. PyMySQL's `ssl_ca`, `ssl_cert` and `ssl_key` become
 ///   `ssl-ca`, `ssl-cert` and `ssl-key`, which sqlx reads for both servers.
@@ -224,7 +228,7 @@ impl DatabaseUrl {
                         "rewrote the url scheme `{scheme_written}:` to `sqlite:`"
                     ));
                 }
-                parse_sqlite(rest, notes).map_err(|reason| UrlProblem {
+                parse_sqlite(rest, driver.is_some(), notes).map_err(|reason| UrlProblem {
                     shown: shown(),
                     reason,
                 })

@@ -11,7 +11,7 @@ use crate::OpsError;
 /// database answers before handing the pool out.
 pub(crate) fn build(config: &DbConfig) -> Result<Pool, OpsError> {
     let url = config.url.expose();
-    match config.backend {
+    match config.backend() {
         #[cfg(feature = "sqlite")]
         ops_core::config::Backend::Sqlite => sqlite::build(config, url).map(Pool::Sqlite),
         #[cfg(feature = "postgres")]
@@ -41,7 +41,7 @@ pub(crate) async fn verify(config: &DbConfig) -> Result<(), OpsError> {
     let timeout = config.connect_timeout;
     let url = config.url.expose();
     let attempt = async {
-        match config.backend {
+        match config.backend() {
             #[cfg(feature = "sqlite")]
             ops_core::config::Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect_with(&sqlite::options(config, url)?)
