@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use ops_core::config::DbConfig;
+use ops_core::config::{DbConfig, ResetCheck};
 use ops_core::stats::ErrorStatsRecorder;
 use ops_core::tracker::{SessionStats, SessionTracker};
 use sea_orm::{
@@ -41,6 +41,14 @@ pub(crate) struct DbInner {
     pub(crate) tracker: SessionTracker,
     pub(crate) errors: ErrorStatsRecorder,
     pub(crate) backend: DbBackend,
+}
+
+impl DbInner {
+    /// Whether `sql` must run on a connection that is reset afterwards: it could leave a
+    /// transaction open, and the pool does not already check every release.
+    fn resets(&self, sql: &str) -> bool {
+        self.config.reset_check == ResetCheck::Auto && crate::pool::may_open_transaction(sql)
+    }
 }
 
 impl fmt::Debug for Db {
@@ -265,6 +273,10 @@ impl DbBuilder {
     setter!(
         /// TLS mode (`DB_SSL_MODE`).
         ssl_mode: ops_core::config::SslMode => |c, v| c.ssl_mode = Some(v));
+    setter!(
+        /// Which returned connections are checked for an open transaction (`DB_RESET_CHECK`):
+        /// only those that ran raw SQL through the `Db` (the default), or every one.
+        reset_check: ResetCheck => |c, v| c.reset_check = v);
 
     /// The configuration built so far.
     pub fn config(&self) -> Result<&DbConfig, &OpsError> {
@@ -300,36 +312,44 @@ impl ConnectionTrait for Db {
         self.inner.backend
     }
 
+    // Statements that could leave their connection inside a transaction run on a connection ops
+    // holds and resets afterwards (`pool/raw.rs`); every other statement goes through SeaORM's
+    // pool methods, whose connections come back with nothing to check.
+
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.inner
-            .conn
-            .execute_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
+        let result = if self.inner.resets(&stmt.sql) {
+            self.inner.pool.raw_execute(stmt).await
+        } else {
+            self.inner.conn.execute_raw(stmt).await
+        };
+        result.map_err(|e| self.observe(e))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.inner
-            .conn
-            .execute_unprepared(sql)
-            .await
-            .map_err(|e| self.observe(e))
+        let result = if self.inner.resets(sql) {
+            self.inner.pool.raw_execute_unprepared(sql).await
+        } else {
+            self.inner.conn.execute_unprepared(sql).await
+        };
+        result.map_err(|e| self.observe(e))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.inner
-            .conn
-            .query_one_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
+        let result = if self.inner.resets(&stmt.sql) {
+            self.inner.pool.raw_query_one(stmt).await
+        } else {
+            self.inner.conn.query_one_raw(stmt).await
+        };
+        result.map_err(|e| self.observe(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.inner
-            .conn
-            .query_all_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
+        let result = if self.inner.resets(&stmt.sql) {
+            self.inner.pool.raw_query_all(stmt).await
+        } else {
+            self.inner.conn.query_all_raw(stmt).await
+        };
+        result.map_err(|e| self.observe(e))
     }
 
     fn support_returning(&self) -> bool {

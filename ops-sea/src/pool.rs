@@ -7,18 +7,25 @@
 //!   rule); a hot connection pays no round trip. SeaORM's default pings on every checkout.
 //! - **Reset on return**: a connection never goes back to the pool inside a transaction. sqlx only
 //!   knows about transactions it began itself, so a raw `BEGIN` executed through the pool would leak
-//!   into the next borrower (this reproduces with plain SeaORM 2.0.4). The `after_release` hook
-//!   below asks the connection itself and rolls back when it is inside one.
+//!   into the next borrower (this reproduces with plain SeaORM 2.0.4). Only raw SQL can open one
+//!   behind sqlx's back, so ops checks exactly the connections that ran raw SQL (`raw.rs`), off
+//!   the caller's critical path; with `ResetCheck::Always` the `after_release` hook checks every
+//!   returned connection instead, for applications that hand the raw pool to other code.
 
 use std::time::Duration;
 
-use ops_core::config::{DbConfig, SslMode};
+use ops_core::config::{DbConfig, ResetCheck, SslMode};
 use ops_core::health::PingResult;
 use sea_orm::DatabaseConnection;
 use sqlx::pool::PoolConnectionMetadata;
 use sqlx::{ConnectOptions, Connection, Executor as _};
 
 use crate::OpsError;
+
+mod raw;
+
+pub(crate) use raw::may_open_transaction;
+use raw::Reset;
 
 /// What a pool reports about itself, for health reports and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +239,23 @@ fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOption
     options
 }
 
+/// With `ResetCheck::Always`, resets every connection the pool takes back; by default there is no
+/// hook at all, and a release costs only sqlx's own ping.
+fn check_every_release<DB: Reset>(
+    config: &DbConfig,
+    options: sqlx::pool::PoolOptions<DB>,
+) -> sqlx::pool::PoolOptions<DB> {
+    if config.reset_check != ResetCheck::Always {
+        return options;
+    }
+    options.after_release(|conn, _meta| {
+        Box::pin(async move {
+            DB::reset(conn).await?;
+            Ok(true)
+        })
+    })
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use std::str::FromStr;
@@ -275,19 +299,7 @@ mod sqlite {
                 .max_lifetime(None)
                 .idle_timeout(None);
         }
-        let pool = pool.after_release(|conn, _meta| {
-            Box::pin(async move {
-                if super::reset::sqlite_in_transaction(conn).await? {
-                    tracing::warn!(
-                        "a SQLite connection was returned to the pool inside a transaction; \
-                         rolling it back"
-                    );
-                    conn.execute("ROLLBACK").await?;
-                }
-                Ok(true)
-            })
-        });
-        Ok(pool.connect_lazy_with(connect))
+        Ok(check_every_release(config, pool).connect_lazy_with(connect))
     }
 }
 
@@ -326,13 +338,7 @@ mod postgres {
     pub(super) fn build(config: &DbConfig, url: &str) -> Result<sqlx::PgPool, OpsError> {
         let connect = options(config, url)?;
         let pool: PgPoolOptions = pool_options(config);
-        let pool = pool.after_release(|conn, _meta| {
-            Box::pin(async move {
-                super::reset::postgres_reset(conn).await?;
-                Ok(true)
-            })
-        });
-        Ok(pool.connect_lazy_with(connect))
+        Ok(check_every_release(config, pool).connect_lazy_with(connect))
     }
 }
 
@@ -384,13 +390,7 @@ mod mysql {
                 })
             });
         }
-        let pool = pool.after_release(|conn, _meta| {
-            Box::pin(async move {
-                super::reset::mysql_reset(conn).await?;
-                Ok(true)
-            })
-        });
-        Ok(pool.connect_lazy_with(connect))
+        Ok(check_every_release(config, pool).connect_lazy_with(connect))
     }
 }
 
@@ -405,12 +405,18 @@ mod reset {
 
     /// SQLite answers from memory: `sqlite3_get_autocommit` is zero inside a transaction.
     #[cfg(feature = "sqlite")]
-    pub(super) async fn sqlite_in_transaction(
-        conn: &mut sqlx::SqliteConnection,
-    ) -> Result<bool, sqlx::Error> {
-        let mut handle = conn.lock_handle().await?;
-        let raw = handle.as_raw_handle();
-        Ok(crate::sqlite_ffi::in_transaction(raw))
+    pub(super) async fn sqlite_reset(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+        let in_transaction = {
+            let mut handle = conn.lock_handle().await?;
+            crate::sqlite_ffi::in_transaction(handle.as_raw_handle())
+        };
+        if in_transaction {
+            tracing::warn!(
+                "a SQLite connection was returned to the pool inside a transaction; rolling it back"
+            );
+            conn.execute("ROLLBACK").await?;
+        }
+        Ok(())
     }
 
     /// PostgreSQL: outside an explicit transaction every statement is its own transaction, so
