@@ -11,12 +11,12 @@
 //!
 //! - `defaults`: multi-thread runtime with 2 workers, 1, 16 and 64 tasks; `Db::connect(url)`
 //!   against `sea_orm::Database::connect(url)` and `sqlx::Pool::connect(url)`, each with its
-//!   own pool and its own defaults.
+//!   own pool and its own defaults, plus ops with `DB_RESET_CHECK=always` (the release path
+//!   before issue 16: a check statement on every release).
 //! - `current`: a current-thread runtime, one task, warm reads back to back: the same three pools.
 //! - `same`: one `Db`'s pool; the generated `get` against `Entity::find_by_id` by hand and
 //!   sqlx's `fetch_one`, on a current-thread runtime and with 16 tasks on 2 workers.
-//! - `variants`: ops' defaults against ops without overflow connections and ops with the
-//!   reset check on every release (`DB_RESET_CHECK=always`), 16 and 64 tasks.
+//! - `variants`: ops' defaults against ops without overflow connections, 16 and 64 tasks.
 //!
 //! `--round 1.0` (seconds per turn), `--rounds 5`, `--tasks 1,16,64` change the plan.
 
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use ops_benches::load::{self, Contender, Plan, Summary};
 use ops_benches::{BenchDb, SEEDED, SqlxPool, item};
-use ops_sea::Db;
+use ops_sea::{Db, ResetCheck};
 use sea_orm::{DatabaseConnection, DbBackend, EntityTrait};
 
 fn key(n: u64) -> i32 {
@@ -78,6 +78,8 @@ fn sea_pool_size(conn: &DatabaseConnection) -> u32 {
 
 struct Pools {
     ops: Db,
+    /// ops' defaults but `DB_RESET_CHECK=always`: the release path as it was before issue 16.
+    always: Db,
     sea: DatabaseConnection,
     sqlx: SqlxPool,
 }
@@ -85,16 +87,27 @@ struct Pools {
 impl Pools {
     async fn connect(url: &str) -> Pools {
         let ops = Db::connect(url).await.expect("Db::connect");
+        let always = Db::builder(url)
+            .reset_check(ResetCheck::Always)
+            .connect()
+            .await
+            .expect("Db::connect");
         let sea = sea_orm::Database::connect(url)
             .await
             .expect("sea_orm::Database::connect");
         let sqlx = SqlxPool::connect(url, None).await.expect("sqlx connect");
-        Pools { ops, sea, sqlx }
+        Pools {
+            ops,
+            always,
+            sea,
+            sqlx,
+        }
     }
 
     fn contenders(&self) -> Vec<Contender> {
         vec![
             Contender::new("ops_defaults", ops_get(&self.ops)),
+            Contender::new("ops_reset_always", ops_get(&self.always)),
             Contender::new("seaorm_defaults", seaorm_get(&self.sea)),
             Contender::new("sqlx_defaults", sqlx_get(&self.sqlx)),
         ]
@@ -102,8 +115,9 @@ impl Pools {
 
     fn sizes(&self) -> String {
         format!(
-            "connections open: ops {}, SeaORM {}, sqlx {}",
+            "connections open: ops {}, ops always {}, SeaORM {}, sqlx {}",
             self.ops.pool_state().size,
+            self.always.pool_state().size,
             sea_pool_size(&self.sea),
             self.sqlx.size()
         )
@@ -111,6 +125,7 @@ impl Pools {
 
     async fn close(self) {
         self.ops.close().await;
+        self.always.close().await;
         let _ = self.sea.close().await;
         self.sqlx.close().await;
     }
