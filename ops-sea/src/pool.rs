@@ -24,8 +24,8 @@ use crate::OpsError;
 
 mod raw;
 
-pub(crate) use raw::may_open_transaction;
 use raw::Reset;
+pub(crate) use raw::may_open_transaction;
 
 /// What a pool reports about itself, for health reports and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

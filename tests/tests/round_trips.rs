@@ -23,8 +23,8 @@
 
 use std::time::{Duration, Instant};
 
-use ops_sea::prelude::*;
 use ops_sea::ResetCheck;
+use ops_sea::prelude::*;
 use ops_tests::proxy::{Mode, Proxy};
 use ops_tests::{Backend, STEP_TIMEOUT, TestDb, backend, bounded, require_server};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};

@@ -73,7 +73,12 @@ impl Pools {
                 let db = self.ops.clone();
                 load::op(move |n| {
                     let db = db.clone();
-                    async move { item::Ops::get(&db, key(n)).await.map(drop).map_err(|e| e.to_string()) }
+                    async move {
+                        item::Ops::get(&db, key(n))
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
                 })
             }
             ("ops", _) => {
@@ -100,7 +105,12 @@ impl Pools {
                 let conn = self.sea.clone();
                 load::op(move |n| {
                     let conn = conn.clone();
-                    async move { bump_by_hand(&conn, key(n)).await.map(drop).map_err(|e| e.to_string()) }
+                    async move {
+                        bump_by_hand(&conn, key(n))
+                            .await
+                            .map(drop)
+                            .map_err(|e| e.to_string())
+                    }
                 })
             }
             (_, "get") => {
@@ -148,7 +158,9 @@ fn run(args: &[String]) {
     let rounds: usize = load::arg(args, "--rounds", 3);
     let setup = load::current_thread_runtime();
     let bench = setup.block_on(async {
-        let bench = BenchDb::create_for_load().await.unwrap_or_else(|e| panic!("{e}"));
+        let bench = BenchDb::create_for_load()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let db = Db::connect(&bench.url).await.expect("connect");
         ops_benches::prepare_schema(&db).await.expect("tables");
         db.close().await;
@@ -390,7 +402,10 @@ fn plot() -> PlotResult {
     for backend in ["sqlite", "postgres", "mysql"] {
         let path = results_dir().join(format!("curves-{backend}.csv"));
         if !path.exists() {
-            eprintln!("no {}; run `curves run` for {backend} first", path.display());
+            eprintln!(
+                "no {}; run `curves run` for {backend} first",
+                path.display()
+            );
             continue;
         }
         let points = read(&path);

@@ -181,7 +181,9 @@ fn main() {
 
     let setup = load::current_thread_runtime();
     let bench = setup.block_on(async {
-        let bench = BenchDb::create_for_load().await.unwrap_or_else(|e| panic!("{e}"));
+        let bench = BenchDb::create_for_load()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let db = Db::connect(&bench.url).await.expect("connect");
         ops_benches::prepare_schema(&db).await.expect("tables");
         db.close().await;
@@ -231,8 +233,16 @@ fn main() {
 
     if sections.contains("same") {
         for (label, rt, n) in [
-            ("current-thread runtime, 1 task", load::current_thread_runtime(), 1),
-            ("multi-thread runtime (2 workers), 16 tasks", load::multi_thread_runtime(), 16),
+            (
+                "current-thread runtime, 1 task",
+                load::current_thread_runtime(),
+                1,
+            ),
+            (
+                "multi-thread runtime (2 workers), 16 tasks",
+                load::multi_thread_runtime(),
+                16,
+            ),
         ] {
             rt.block_on(async {
                 let db = Db::connect(&bench.url).await.expect("connect");

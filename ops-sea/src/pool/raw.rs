@@ -45,9 +45,11 @@ pub(crate) fn may_open_transaction(sql: &str) -> bool {
         .find(|c: char| !c.is_ascii_alphabetic())
         .unwrap_or(body.len());
     let keyword = &body[..end];
-    !["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "REPLACE"]
-        .iter()
-        .any(|k| k.eq_ignore_ascii_case(keyword))
+    ![
+        "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "REPLACE",
+    ]
+    .iter()
+    .any(|k| k.eq_ignore_ascii_case(keyword))
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -147,7 +149,11 @@ fn query_err(err: sqlx::Error) -> DbErr {
 }
 
 fn values(stmt: &Statement) -> SqlxValues {
-    SqlxValues(stmt.values.clone().unwrap_or(sea_orm::sea_query::Values(Vec::new())))
+    SqlxValues(
+        stmt.values
+            .clone()
+            .unwrap_or(sea_orm::sea_query::Values(Vec::new())),
+    )
 }
 
 /// The four `ConnectionTrait` calls, each on a connection of its own that is reset afterwards.
