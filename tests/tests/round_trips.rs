@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use ops_sea::ResetCheck;
 use ops_sea::prelude::*;
 use ops_tests::proxy::{Mode, Proxy};
-use ops_tests::{Backend, STEP_TIMEOUT, TestDb, backend, bounded, require_server};
+use ops_tests::{Backend, STEP_TIMEOUT, TestDb, backend, bounded, require_backend};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
 
 /// Messages per request shape on one backend's wire.
@@ -181,7 +181,12 @@ async fn one_connection(url: &str, check: ResetCheck) -> Db {
 
 #[tokio::test]
 async fn warm_get_and_managed_sessions_cost_the_minimum_round_trips() {
-    if !require_server("warm_get_and_managed_sessions_cost_the_minimum_round_trips") {
+    // MySQL/MariaDB's wire shapes are in `Wire`, but their counts have not been verified on this
+    // machine yet (an `update` there may be two statements): PostgreSQL only until they are.
+    if !require_backend(
+        Backend::Postgres,
+        "warm_get_and_managed_sessions_cost_the_minimum_round_trips",
+    ) {
         return;
     }
     let backend = backend();
