@@ -27,9 +27,9 @@ mod managed;
 mod pool;
 pub mod repo;
 mod session;
-mod txn;
 #[cfg(feature = "sqlite")]
 mod sqlite_ffi;
+mod txn;
 
 pub use db::{Db, DbBuilder};
 pub use error::{ErrorContext, OpsError};
