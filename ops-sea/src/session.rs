@@ -114,7 +114,11 @@ impl Session {
             Some(db) => db.record(OpsError::from(db.refine(err))),
             None => OpsError::from(err),
         };
-        let txn = match db.and_then(Db::pgbouncer_pool) {
+        #[cfg(feature = "postgres")]
+        let bouncer = db.and_then(Db::pgbouncer_pool);
+        #[cfg(not(feature = "postgres"))]
+        let bouncer: Option<()> = None;
+        let txn = match bouncer {
             #[cfg(feature = "postgres")]
             Some(pool) => {
                 let begin = crate::pool::pgbouncer::begin_sql(
