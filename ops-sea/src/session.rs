@@ -15,6 +15,7 @@ use sea_orm::{
     ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
 };
 
+use crate::pool::Target;
 use crate::{Db, OpsError};
 
 /// One tracked database transaction.
@@ -42,6 +43,10 @@ struct SessionInner {
     managed: AtomicBool,
     /// MySQL connection id, kept for sessions with a timeout so the running query can be killed.
     mysql_connection_id: Option<u64>,
+    /// The server the session runs on: a read-only session may run on a replica.
+    target: Target,
+    /// Opened read-only: on SQLite the connection's `query_only` flag is cleared before the end.
+    read_only: bool,
     name: Cow<'static, str>,
     origin: &'static Location<'static>,
 }
@@ -88,7 +93,22 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
-        Session::open(&db.inner.conn, Some(db), options, origin).await
+        let fail = |err: DbErr| db.record(OpsError::from(db.refine(err)));
+        // Read-only sessions go to a usable replica, when there is one; the rest to the primary.
+        let (txn, target) = if options.read_only {
+            db.routing()
+                .begin_read_only(db, options)
+                .await
+                .map_err(fail)?
+        } else {
+            let txn = crate::pool::guarded(
+                db.routing().primary_breaker.as_ref(),
+                begin_txn(&db.inner.conn, options),
+            )
+            .await;
+            (txn.map_err(fail)?, Target::Primary)
+        };
+        Session::finish_open(txn, Some(db), options, origin, target).await
     }
 
     /// Begins an untracked session on a plain SeaORM connection.
@@ -108,17 +128,31 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
+        let txn = begin_txn(conn, options).await.map_err(|err| match db {
+            Some(db) => db.record(OpsError::from(db.refine(err))),
+            None => OpsError::from(err),
+        })?;
+        Session::finish_open(txn, db, options, origin, Target::Primary).await
+    }
+
+    /// Completes a session whose transaction began: arranges its timeout and tracks it.
+    async fn finish_open(
+        txn: DatabaseTransaction,
+        db: Option<&Db>,
+        options: &SessionOptions,
+        origin: &'static Location<'static>,
+        target: Target,
+    ) -> Result<Session, OpsError> {
         let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
         let fail = |err: DbErr| match db {
             Some(db) => db.record(OpsError::from(db.refine(err))),
             None => OpsError::from(err),
         };
-        let txn = begin_txn(conn, options).await.map_err(fail)?;
         let mysql_connection_id = prepare_timeout(&txn, options).await.map_err(fail)?;
         // Tracked once the transaction exists: a session that never began (pool exhausted,
         // database down) is an error for the caller, not an open or leaked session.
         let ticket = db.map(|db| db.inner.tracker.open(name.clone(), origin));
-        Ok(Session::from_parts(
+        let mut session = Session::from_parts(
             txn,
             db.cloned(),
             ticket,
@@ -126,7 +160,12 @@ impl Session {
             mysql_connection_id,
             name,
             origin,
-        ))
+        );
+        if let Some(inner) = Arc::get_mut(&mut session.inner) {
+            inner.target = target;
+            inner.read_only = options.read_only;
+        }
+        Ok(session)
     }
 
     fn from_parts(
@@ -138,6 +177,9 @@ impl Session {
         name: Cow<'static, str>,
         origin: &'static Location<'static>,
     ) -> Session {
+        let (target, read_only) = parent
+            .as_ref()
+            .map_or((Target::Primary, false), |p| (p.inner.target, p.inner.read_only));
         Session {
             inner: Arc::new(SessionInner {
                 txn: Some(txn),
@@ -146,6 +188,8 @@ impl Session {
                 parent,
                 managed: AtomicBool::new(false),
                 mysql_connection_id,
+                target,
+                read_only,
                 name,
                 origin,
             }),
@@ -174,7 +218,15 @@ impl Session {
     /// Commits. A connection lost while the COMMIT was in flight gives `CommitUnknown`: the work
     /// may or may not be committed, and only the caller can find out which.
     pub async fn commit(self) -> Result<(), OpsError> {
+        let (read_only, nested) = (self.inner.read_only, self.is_nested());
         let (txn, ticket, db) = self.take("commit")?;
+        if read_only && !nested {
+            end_read_only(&txn)
+                .await
+                .map_err(|e| Db::record_in(db.as_ref(), OpsError::from(e)))?;
+        } else if let Some(db) = &db {
+            db.routing().note_write();
+        }
         // If this future is dropped while the COMMIT is in flight, the guard counts the session
         // as rolled back: SeaORM queues a ROLLBACK, which is a no-op if the COMMIT got through.
         // It is a cancellation, not a leak, so it must not count as dropped unfinished.
@@ -194,7 +246,12 @@ impl Session {
 
     /// Rolls back.
     pub async fn rollback(self) -> Result<(), OpsError> {
+        let (read_only, nested) = (self.inner.read_only, self.is_nested());
         let (txn, ticket, db) = self.take("rollback")?;
+        if read_only && !nested {
+            // Best effort: the pool's reset-on-return clears the flag if this fails.
+            let _ = end_read_only(&txn).await;
+        }
         // Counted before the round trip: if this future is dropped mid-rollback, SeaORM still
         // queues the ROLLBACK, so the session is rolled back either way.
         if let Some(ticket) = ticket {
@@ -283,6 +340,21 @@ impl Session {
         self.inner.mysql_connection_id
     }
 
+    /// Whether the session runs on a read replica (a read-only session routed away from the
+    /// primary).
+    pub fn is_on_replica(&self) -> bool {
+        matches!(self.inner.target, Target::Replica(_))
+    }
+
+    /// Whether the session was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    pub(crate) fn target(&self) -> Target {
+        self.inner.target
+    }
+
     fn txn(&self) -> Result<&DatabaseTransaction, DbErr> {
         self.inner
             .txn
@@ -329,7 +401,29 @@ impl Drop for CommitGuard {
     }
 }
 
-async fn begin_txn(
+/// Begins the transaction of a session. On SQLite, which has no read-only transactions, a
+/// read-only one sets the connection's `query_only` flag, so a write fails instead of committing;
+/// [`end_read_only`] (or the pool's reset-on-return) clears it.
+pub(crate) async fn begin_txn(
+    conn: &DatabaseConnection,
+    options: &SessionOptions,
+) -> Result<DatabaseTransaction, DbErr> {
+    let txn = begin_plain(conn, options).await?;
+    if options.read_only && conn.get_database_backend() == DbBackend::Sqlite {
+        txn.execute_unprepared("PRAGMA query_only = ON").await?;
+    }
+    Ok(txn)
+}
+
+/// Undoes what [`begin_txn`] set for a read-only transaction, before it ends.
+pub(crate) async fn end_read_only(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        txn.execute_unprepared("PRAGMA query_only = OFF").await?;
+    }
+    Ok(())
+}
+
+async fn begin_plain(
     conn: &DatabaseConnection,
     options: &SessionOptions,
 ) -> Result<DatabaseTransaction, DbErr> {
@@ -382,9 +476,15 @@ async fn prepare_timeout(
 }
 
 /// Stops the statement a timed-out MySQL/MariaDB session is running, from another connection.
-pub(crate) async fn kill_mysql_query(db: &Db, connection_id: u64, grace: Duration) {
+pub(crate) async fn kill_mysql_query(
+    db: &Db,
+    target: Target,
+    connection_id: u64,
+    grace: Duration,
+) {
     let sql = format!("KILL QUERY {connection_id}");
-    match tokio::time::timeout(grace, db.inner.conn.execute_unprepared(&sql)).await {
+    let conn = db.routing().connection(db, target);
+    match tokio::time::timeout(grace, conn.execute_unprepared(&sql)).await {
         Ok(Ok(_)) => {}
         Ok(Err(err)) => tracing::debug!(%err, "could not kill the timed-out session's query"),
         Err(_) => tracing::debug!("no connection to kill the timed-out session's query"),
