@@ -177,9 +177,9 @@ impl Session {
         name: Cow<'static, str>,
         origin: &'static Location<'static>,
     ) -> Session {
-        let (target, read_only) = parent
-            .as_ref()
-            .map_or((Target::Primary, false), |p| (p.inner.target, p.inner.read_only));
+        let (target, read_only) = parent.as_ref().map_or((Target::Primary, false), |p| {
+            (p.inner.target, p.inner.read_only)
+        });
         Session {
             inner: Arc::new(SessionInner {
                 txn: Some(txn),
@@ -476,12 +476,7 @@ async fn prepare_timeout(
 }
 
 /// Stops the statement a timed-out MySQL/MariaDB session is running, from another connection.
-pub(crate) async fn kill_mysql_query(
-    db: &Db,
-    target: Target,
-    connection_id: u64,
-    grace: Duration,
-) {
+pub(crate) async fn kill_mysql_query(db: &Db, target: Target, connection_id: u64, grace: Duration) {
     let sql = format!("KILL QUERY {connection_id}");
     let conn = db.routing().connection(db, target);
     match tokio::time::timeout(grace, conn.execute_unprepared(&sql)).await {
