@@ -131,10 +131,10 @@ impl Db {
     /// implementation); elsewhere there is one pool.
     fn route(&self, sql: &str) -> &DatabaseConnection {
         #[cfg(feature = "sqlite")]
-        if let Some(readers) = &self.inner.readers {
-            if crate::pool::sqlite::is_read_only_sql(sql) {
-                return readers;
-            }
+        if let Some(readers) = &self.inner.readers
+            && crate::pool::sqlite::is_read_only_sql(sql)
+        {
+            return readers;
         }
         let _ = sql;
         &self.inner.conn

@@ -140,10 +140,8 @@ impl Session {
             name,
             origin,
         );
-        if sqlite_writer {
-            if let Some(inner) = Arc::get_mut(&mut session.inner) {
-                inner.sqlite_writer = true;
-            }
+        if sqlite_writer && let Some(inner) = Arc::get_mut(&mut session.inner) {
+            inner.sqlite_writer = true;
         }
         Ok(session)
     }
