@@ -152,24 +152,24 @@ async fn seed(
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        for fan in 0..(i % 4) {
+        for token in tokens.iter().take(i % 4) {
             client
                 .call(
                     "POST",
                     &format!("/api/articles/{slug}/favorite"),
-                    Some(&tokens[fan]),
+                    Some(token),
                     None,
                 )
                 .await?;
         }
         slugs.push(slug);
     }
-    for i in 0..USERS {
+    for (i, token) in tokens.iter().enumerate().take(USERS) {
         client
             .call(
                 "POST",
                 &format!("/api/profiles/user{}/follow", (i + 1) % USERS),
-                Some(&tokens[i]),
+                Some(token),
                 None,
             )
             .await?;

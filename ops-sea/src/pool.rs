@@ -12,11 +12,15 @@
 
 use std::time::Duration;
 
-use ops_core::config::{DbConfig, SslMode};
+use ops_core::config::DbConfig;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use ops_core::config::SslMode;
 use ops_core::health::PingResult;
 use sea_orm::DatabaseConnection;
+use sqlx::Connection;
 use sqlx::pool::PoolConnectionMetadata;
-use sqlx::{ConnectOptions, Connection, Executor as _};
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use sqlx::{ConnectOptions, Executor as _};
 
 use crate::OpsError;
 

@@ -12,7 +12,7 @@
 //! How it uses ops:
 //! - every table is a SeaORM entity with `#[derive(Ops)]` ([`entities`]);
 //! - reads and single-statement writes run in the request's session from
-//!   [`SessionLayer`](ops_sea::axum::SessionLayer), committed on a 2xx and rolled back otherwise;
+//!   [`SessionLayer`], committed on a 2xx and rolled back otherwise;
 //! - handlers that read and write several rows call a `#[db_retry] #[managed_session]` function
 //!   on the `Db`, so each attempt gets a fresh transaction and a busy SQLite writer, a
 //!   serialization failure or a deadlock is retried rather than answered with a 503;
