@@ -1,3 +1,5 @@
+// This file is over 700 lines because its unit tests live at its end; the code above them is one
+// concern.
 //! Classifies SeaORM and sqlx errors into ops categories from codes, never from message text.
 //!
 //! [`classify`] takes a SeaORM [`DbErr`], [`classify_sqlx`] a bare [`sqlx::Error`] (for code that

@@ -1,3 +1,5 @@
+// This file is over 700 lines because its unit tests live at its end; the code above them is one
+// concern.
 //! The runtime of `#[ops_sea::test]`: a fresh database per test, the tables of the listed
 //! entities, and the leak check after the body.
 //!
