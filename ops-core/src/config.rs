@@ -1041,6 +1041,8 @@ pub struct DbConfig {
     /// How long an overflow connection may sit idle before it is closed. Default 10 minutes.
     pub idle_timeout: Duration,
     /// How long opening one connection (TCP, TLS and authentication) may take. Default 10s.
+    /// It also bounds the pool's own round trips on a connection (the idle ping at checkout and
+    /// the reset on return): a connection that does not answer them in time is closed.
     pub connect_timeout: Duration,
     /// The server-side limit on one statement; `None` leaves the server's setting. Default `None`.
     pub statement_timeout: Option<Duration>,

@@ -9,6 +9,8 @@
 //!   knows about transactions it began itself, so a raw `BEGIN` executed through the pool would leak
 //!   into the next borrower (this reproduces with plain SeaORM 2.0.4). The `after_release` hook
 //!   below asks the connection itself and rolls back when it is inside one.
+//! - Both hooks are bounded by `connect_timeout`: a connection that does not answer is closed,
+//!   never left holding its slot.
 
 use std::time::Duration;
 
@@ -292,17 +294,55 @@ fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOption
         // connections that sat idle long enough to have been cut.
         .test_before_acquire(false);
     let idle_ping = config.idle_ping;
+    let limit = hook_limit(config);
     options = options.before_acquire(move |conn, meta: PoolConnectionMetadata| {
         Box::pin(async move {
             if meta.idle_for < idle_ping {
                 return Ok(true);
             }
             // A failed ping discards this connection; sqlx then takes another or opens a new one,
-            // so the caller never sees the dead connection.
-            Ok(conn.ping().await.is_ok())
+            // so the caller never sees the dead connection. One that does not answer at all is
+            // closed without a goodbye (an `Err` here).
+            match bounded_hook("the idle ping", limit, conn.ping()).await {
+                Ok(()) => Ok(true),
+                Err(err @ sqlx::Error::Io(_)) => Err(err),
+                Err(_) => Ok(false),
+            }
         })
     });
     options
+}
+
+/// How long a pool hook's round trip (the idle ping, the reset on return) may take: the connect
+/// timeout, the time a connection gets to answer at all.
+fn hook_limit(config: &DbConfig) -> Duration {
+    config.connect_timeout
+}
+
+/// Runs a pool hook's round trip within `limit`.
+///
+/// sqlx awaits these without a bound, and a connection that never answers would then hold its
+/// pool slot forever: the server sits idle while the client waits. It happens for real: sqlx-mysql
+/// 0.9 records that a result is due before it sends the query, so a query future dropped in
+/// between (a cancelled session) leaves the connection waiting for a reply that never comes.
+/// Past `limit` the hook fails, and sqlx closes the connection and opens a new one if needed.
+async fn bounded_hook<T>(
+    what: &'static str,
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                "a pooled connection did not answer {what} within {limit:?}; closing it"
+            );
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{what} got no answer within {limit:?}"),
+            )))
+        }
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -344,10 +384,12 @@ mod postgres {
     ) -> Result<sqlx::PgPool, OpsError> {
         let connect = options(config, url)?;
         let pool: PgPoolOptions = pool_options(config);
+        let limit = hook_limit(config);
         let pool = pool.after_release(move |conn, _meta| {
             let returned = returned.clone();
             Box::pin(async move {
-                if super::reset::postgres_reset(conn).await? {
+                let reset = super::reset::postgres_reset(conn);
+                if bounded_hook("the reset on return", limit, reset).await? {
                     count_returned(&returned);
                 }
                 Ok(true)
@@ -405,9 +447,11 @@ mod mysql {
                 })
             });
         }
-        let pool = pool.after_release(|conn, _meta| {
+        let limit = hook_limit(config);
+        let pool = pool.after_release(move |conn, _meta| {
             Box::pin(async move {
-                super::reset::mysql_reset(conn).await?;
+                let reset = super::reset::mysql_reset(conn);
+                bounded_hook("the reset on return", limit, reset).await?;
                 Ok(true)
             })
         });
