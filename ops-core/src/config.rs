@@ -23,6 +23,7 @@
 //! | `DB_IDLE_PING` | `idle_ping` | 500ms | duration |
 //! | `DB_LEAK_THRESHOLD` | `leak_threshold` | 60s | duration, or `off` |
 //! | `DB_SSL_MODE` | `ssl_mode` | from the URL | an [`SslMode`] name |
+//! | `DB_PGBOUNCER` | `pgbouncer` | from the URL (`?pgbouncer=true`), else off | `transaction` or `off` |
 //!
 //! Durations follow [`parse_duration`]: `30` (seconds), `500ms`, `30s`, `5m`, `1h`, `1.5s`.
 //! Optional durations are turned off by `off`, `none`, `-1` or any zero duration.
@@ -37,6 +38,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use url::Url;
+
+mod pgbouncer;
+
+pub use pgbouncer::PgBouncerMode;
 
 /// The URL used when `DATABASE_URL` is not set: an embedded SQLite file in the working
 /// directory, created on first use.
@@ -84,6 +89,7 @@ mod var {
     pub(super) const IDLE_PING: &str = "DB_IDLE_PING";
     pub(super) const LEAK_THRESHOLD: &str = "DB_LEAK_THRESHOLD";
     pub(super) const SSL_MODE: &str = "DB_SSL_MODE";
+    pub(super) const PGBOUNCER: &str = "DB_PGBOUNCER";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,6 +311,7 @@ pub struct DatabaseUrl {
     redacted: String,
     backend: Backend,
     ssl_mode: Option<SslMode>,
+    pgbouncer: Option<PgBouncerMode>,
     in_memory: bool,
     normalizations: Vec<String>,
 }
@@ -358,6 +365,12 @@ impl DatabaseUrl {
     /// for SQLite.
     pub fn ssl_mode(&self) -> Option<SslMode> {
         self.ssl_mode
+    }
+
+    /// The PgBouncer mode the URL's `pgbouncer=true` asked for, before `DB_PGBOUNCER` is applied.
+    /// The parameter is removed from the URL the driver sees.
+    pub fn pgbouncer(&self) -> Option<PgBouncerMode> {
+        self.pgbouncer
     }
 
     /// Whether this is an in-memory SQLite database, which lives only as long as the pool's
@@ -594,6 +607,23 @@ fn parse_server(
 
     let mut pairs = query_pairs(url.query().unwrap_or_default());
     let ssl = take_ssl_mode(&mut pairs)?;
+    let mut pgbouncer = None;
+    if let Some(at) = pairs.iter().position(|p| p.key.eq_ignore_ascii_case("pgbouncer")) {
+        let pair = pairs.remove(at);
+        if backend != Backend::Postgres {
+            return Err(format!(
+                "`{}` applies to PostgreSQL urls only: remove it from the query",
+                pair.raw
+            ));
+        }
+        pgbouncer = pgbouncer::parse_url_param(&pair.value)?;
+        notes.push(format!(
+            "moved `{}` out of the url query into the PgBouncer mode ({}) so the driver receives \
+             only parameters it knows",
+            pair.raw,
+            pgbouncer.map_or("off", PgBouncerMode::as_str)
+        ));
+    }
     if let Some((mode, written)) = &ssl {
         notes.push(format!(
             "moved `{written}` out of the url query into the ssl mode ({mode}) so the driver \
@@ -633,6 +663,7 @@ fn parse_server(
         redacted,
         backend,
         ssl_mode: ssl.map(|(mode, _)| mode),
+        pgbouncer,
         in_memory: false,
         normalizations: notes,
     })
@@ -781,6 +812,7 @@ fn parse_sqlite(rest: &str, mut notes: Vec<String>) -> Result<DatabaseUrl, Strin
         url,
         backend: Backend::Sqlite,
         ssl_mode: None,
+        pgbouncer: None,
         in_memory,
         normalizations: notes,
     })
@@ -1054,6 +1086,10 @@ pub struct DbConfig {
     pub leak_threshold: Option<Duration>,
     /// TLS mode; `None` leaves the driver's default. Always `None` for SQLite.
     pub ssl_mode: Option<SslMode>,
+    /// Run behind PgBouncer in this pooling mode (PostgreSQL only): no startup-packet
+    /// parameters, unnamed statements inside transactions only, session state refused. `None`
+    /// (the default) connects as to PostgreSQL itself.
+    pub pgbouncer: Option<PgBouncerMode>,
     /// One sentence per adjustment made to what was written (URL rewrites, an `DB_SSL_MODE`
     /// override, a setting ignored for SQLite), for the caller to log at startup.
     pub normalizations: Vec<String>,
@@ -1221,6 +1257,16 @@ impl DbConfig {
                 var::POOL_RECYCLE
             )));
         }
+        if self.backend != Backend::Postgres
+            && let Some(mode) = self.pgbouncer
+        {
+            return Err(ConfigError::new(format!(
+                "pgbouncer is {mode}, but PgBouncer pools PostgreSQL connections and the \
+                 database is {}: set pgbouncer to None (or unset {})",
+                self.backend,
+                var::PGBOUNCER
+            )));
+        }
         if self.backend == Backend::Sqlite
             && let Some(mode) = self.ssl_mode
         {
@@ -1248,6 +1294,7 @@ impl DbConfig {
         DbConfig {
             backend: url.backend(),
             ssl_mode: url.ssl_mode(),
+            pgbouncer: url.pgbouncer(),
             normalizations: url.normalizations().to_vec(),
             url,
             pool_size: 10,
@@ -1357,6 +1404,11 @@ impl DbConfig {
         if let Some(value) = get(var::SSL_MODE)? {
             config.apply_env_ssl_mode(&value)?;
         }
+        if let Some(value) = get(var::PGBOUNCER)? {
+            // The variable wins over the URL's `pgbouncer=` in both directions.
+            config.pgbouncer = pgbouncer::parse_setting(&value)
+                .map_err(|reason| env_error(var::PGBOUNCER, &value, &reason))?;
+        }
 
         config.validate()?;
         Ok(config)
@@ -1412,7 +1464,11 @@ impl fmt::Display for DbConfig {
             format_duration(self.idle_ping),
             format_optional(self.leak_threshold),
             self.ssl_mode.map_or("default", SslMode::as_str),
-        )
+        )?;
+        if let Some(mode) = self.pgbouncer {
+            write!(f, " pgbouncer={mode}")?;
+        }
+        Ok(())
     }
 }
 

@@ -47,6 +47,12 @@
 //! - Constraint names come from PostgreSQL only. sqlx exposes no structured constraint field for
 //!   MySQL or SQLite (their drivers report it inside the message text alone), and ops never reads
 //!   message text, so `constraint` is `None` there.
+//! - The one exception to "never from message text": PgBouncer sends its own refusals with one
+//!   code, `08P01` (protocol violation), whether the client is misconfigured ("unsupported
+//!   startup parameter", "no such user", an authentication failure) or a server connection was
+//!   lost ("server conn crashed?", "query_wait_timeout"). A misconfiguration fails the same way on
+//!   every retry, so for `08P01` only, [`pgbouncer_refusal`] reads the message: its known
+//!   configuration refusals are `Configuration`; everything else stays `Retryable(ConnectionLost)`.
 
 use std::error::Error as StdError;
 use std::io;
@@ -220,7 +226,12 @@ fn classify_database(err: &(dyn sqlx::error::DatabaseError + 'static)) -> Classi
     #[cfg(feature = "postgres")]
     if let Some(pg) = err.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         let code = pg.code();
-        return Classification::new(sqlstate_category(code))
+        let category = if code == "08P01" && pgbouncer_refusal(pg.message()) {
+            ErrorCategory::Configuration
+        } else {
+            sqlstate_category(code)
+        };
+        return Classification::new(category)
             .with_code(code)
             .with_constraint(pg.constraint().map(str::to_owned));
     }
@@ -248,6 +259,24 @@ fn classify_database(err: &(dyn sqlx::error::DatabaseError + 'static)) -> Classi
     }
 
     classify_unknown_database(err)
+}
+
+/// Whether an `08P01` message is one of PgBouncer's connect-time refusals of a misconfigured
+/// client (PgBouncer 1.18 and later word them so): retrying cannot change the answer.
+pub fn pgbouncer_refusal(message: &str) -> bool {
+    const REFUSALS: [&str; 9] = [
+        "unsupported startup parameter",
+        "no such database",
+        "no such user",
+        "authentication failed",
+        "ssl required",
+        "not allowed",
+        "replication is not supported",
+        "no username supplied",
+        "is reserved",
+    ];
+    let message = message.to_ascii_lowercase();
+    REFUSALS.iter().any(|r| message.contains(r))
 }
 
 /// Whether an I/O error carries a TLS protocol error (a rejected certificate, a failed handshake).
@@ -482,6 +511,31 @@ mod tests {
 
     fn i(kind: IntegrityKind) -> ErrorCategory {
         ErrorCategory::Integrity(kind)
+    }
+
+    #[test]
+    fn pgbouncer_refusals_are_told_from_lost_connections() {
+        for refusal in [
+            "unsupported startup parameter: extra_float_digits",
+            "unsupported startup parameter in options: statement_timeout",
+            "no such user: app",
+            "\"trust\" authentication failed",
+            "password authentication failed",
+            "SSL required",
+        ] {
+            assert!(pgbouncer_refusal(refusal), "{refusal}");
+        }
+        for lost in [
+            "server conn crashed?",
+            "query_wait_timeout",
+            "client_idle_timeout",
+            "pgbouncer cannot connect to server",
+            "server login has been failing, try again later (server_login_retry)",
+            "no more connections allowed (max_client_conn)",
+            "idle transaction timeout",
+        ] {
+            assert!(!pgbouncer_refusal(lost), "{lost}");
+        }
     }
 
     #[test]

@@ -196,6 +196,16 @@ impl Db {
         self.inner.pool.is_closed()
     }
 
+    /// The PostgreSQL pool when ops runs behind PgBouncer in transaction pooling mode
+    /// (`DB_PGBOUNCER=transaction`): statements then run on `pool::pgbouncer`, unnamed and
+    /// inside transactions, instead of on SeaORM's executors.
+    pub(crate) fn pgbouncer_pool(&self) -> Option<&sqlx::PgPool> {
+        if self.inner.config.pgbouncer.is_none() {
+            return None;
+        }
+        self.inner.pool.postgres()
+    }
+
     /// Tells a pool that could not *open* a connection from one whose connections were all busy.
     /// sqlx reports both as an acquire timeout, because it retries a refused connect until the
     /// pool timeout. When the pool was below its limit the time went into connecting, so the
@@ -341,14 +351,30 @@ impl ConnectionTrait for Db {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.inner
-            .conn
-            .execute_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
+        let result = match self.pgbouncer_pool() {
+            #[cfg(feature = "postgres")]
+            Some(pool) => {
+                let timeout = self.inner.config.statement_timeout;
+                let sql = stmt.sql.clone();
+                crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+                    let result = txn.execute(stmt).await;
+                    (txn, result)
+                })
+                .await
+            }
+            _ => self.inner.conn.execute_raw(stmt).await,
+        };
+        result.map_err(|e| self.observe(e))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        // Unprepared SQL goes out as one simple-query exchange, which is safe behind PgBouncer
+        // without a transaction of its own (and may be VACUUM, which refuses one); only what
+        // transaction pooling cannot support is refused.
+        #[cfg(feature = "postgres")]
+        if self.pgbouncer_pool().is_some() {
+            crate::pool::pgbouncer::refuse(sql).map_err(|e| self.observe(e))?;
+        }
         self.inner
             .conn
             .execute_unprepared(sql)
@@ -357,17 +383,37 @@ impl ConnectionTrait for Db {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.route(&stmt.sql)
-            .query_one_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
+        let result = match self.pgbouncer_pool() {
+            #[cfg(feature = "postgres")]
+            Some(pool) => {
+                let timeout = self.inner.config.statement_timeout;
+                let sql = stmt.sql.clone();
+                crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+                    let result = txn.query_one(stmt).await;
+                    (txn, result)
+                })
+                .await
+            }
+            _ => self.route(&stmt.sql).query_one_raw(stmt).await,
+        };
+        result.map_err(|e| self.observe(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.route(&stmt.sql)
-            .query_all_raw(stmt)
-            .await
-            .map_err(|e| self.observe(e))
+        let result = match self.pgbouncer_pool() {
+            #[cfg(feature = "postgres")]
+            Some(pool) => {
+                let timeout = self.inner.config.statement_timeout;
+                let sql = stmt.sql.clone();
+                crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+                    let result = txn.query_all(stmt).await;
+                    (txn, result)
+                })
+                .await
+            }
+            _ => self.route(&stmt.sql).query_all_raw(stmt).await,
+        };
+        result.map_err(|e| self.observe(e))
     }
 
     fn support_returning(&self) -> bool {
@@ -418,9 +464,11 @@ impl TransactionTrait for Db {
                 }
             }
         }
-        conn.begin_with_options(options)
+        let txn = conn
+            .begin_with_options(options)
             .await
-            .map_err(|e| self.observe(e))
+            .map_err(|e| self.observe(e))?;
+        self.behind_pgbouncer(txn).await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>
@@ -433,6 +481,19 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
+        if self.pgbouncer_pool().is_some() {
+            // Begun through `begin`, which prepares the transaction for PgBouncer; the callback
+            // runs in a savepoint of it, with SeaORM's commit-or-rollback rules.
+            let txn = self
+                .begin()
+                .await
+                .map_err(sea_orm::TransactionError::Connection)?;
+            let value = txn.transaction(callback).await?;
+            txn.commit()
+                .await
+                .map_err(|e| sea_orm::TransactionError::Connection(self.observe(e)))?;
+            return Ok(value);
+        }
         self.inner.conn.transaction(callback).await
     }
 
@@ -451,10 +512,49 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
+        if self.pgbouncer_pool().is_some() {
+            let txn = self
+                .begin_with_config(isolation_level, access_mode)
+                .await
+                .map_err(sea_orm::TransactionError::Connection)?;
+            let value = txn.transaction(callback).await?;
+            txn.commit()
+                .await
+                .map_err(|e| sea_orm::TransactionError::Connection(self.observe(e)))?;
+            return Ok(value);
+        }
         self.inner
             .conn
             .transaction_with_config(callback, isolation_level, access_mode)
             .await
+    }
+}
+
+impl Db {
+    /// Makes a SeaORM transaction safe behind PgBouncer in transaction pooling mode.
+    ///
+    /// SeaORM's `DatabaseTransaction` always asks sqlx for named statements (`sqlx_s_N`, numbered
+    /// per client connection), and ops cannot change that on a type it does not own. Inside one
+    /// transaction the server connection is fixed, so they work, provided no other client's
+    /// statement of the same name was left on that server connection: `DEALLOCATE ALL` first
+    /// clears them. Sessions (`db.session()`, `#[managed_session]`) and statements on `Db` do not
+    /// need this: they use unnamed statements only.
+    async fn behind_pgbouncer(&self, txn: DatabaseTransaction) -> Result<DatabaseTransaction, DbErr> {
+        if self.pgbouncer_pool().is_some() {
+            // The statement timeout is not in the startup packet in this mode: set it local to
+            // the transaction, in the same round trip.
+            let sql = match self.inner.config.statement_timeout {
+                Some(timeout) => format!(
+                    "DEALLOCATE ALL; SET LOCAL statement_timeout = {}",
+                    timeout.as_millis().max(1)
+                ),
+                None => "DEALLOCATE ALL".to_owned(),
+            };
+            txn.execute_unprepared(&sql)
+                .await
+                .map_err(|e| self.observe(e))?;
+        }
+        Ok(txn)
     }
 }
 

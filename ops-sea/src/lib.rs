@@ -27,6 +27,7 @@ mod managed;
 mod pool;
 pub mod repo;
 mod session;
+mod txn;
 #[cfg(feature = "sqlite")]
 mod sqlite_ffi;
 pub mod testing;
@@ -36,7 +37,7 @@ pub use error::{ErrorContext, OpsError};
 pub use executor::Executor;
 pub use maintenance::{MaintenanceConfig, MaintenanceHandle, OptimizeReport};
 pub use managed::{SessionSource, run_managed};
-pub use ops_core::config::{DbConfig, SslMode};
+pub use ops_core::config::{DbConfig, PgBouncerMode, SslMode};
 pub use ops_core::health::{HealthReport, HealthStatus, PoolStatus};
 pub use ops_core::page::{Page, PageRequest, Sort, SortDirection};
 pub use ops_core::stats::{CriticalEvent, CriticalKind, ErrorStats};

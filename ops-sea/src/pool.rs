@@ -29,6 +29,9 @@ use crate::OpsError;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub(crate) mod pgbouncer;
+
 /// What a pool reports about itself, for health reports and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolState {
@@ -89,6 +92,16 @@ impl Pool {
             min: p.options().get_min_connections(),
             max: p.options().get_max_connections(),
         })
+    }
+
+    /// The PostgreSQL pool, when this is one.
+    #[allow(clippy::unnecessary_wraps, unreachable_patterns)]
+    pub(crate) fn postgres(&self) -> Option<&sqlx::PgPool> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => Some(p),
+            _ => None,
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -369,6 +382,11 @@ mod postgres {
                 SslMode::VerifyCa => PgSslMode::VerifyCa,
                 SslMode::VerifyFull => PgSslMode::VerifyFull,
             });
+        }
+        if config.pgbouncer.is_some() {
+            // Behind PgBouncer nothing extra goes in the startup packet (it refuses unknown
+            // parameters) and the statement timeout is set in every transaction instead.
+            return Ok(super::pgbouncer::connect_options(options));
         }
         if let Some(timeout) = config.statement_timeout {
             // Sent in the startup packet: no extra round trip per connection.

@@ -15,6 +15,7 @@ use sea_orm::{
     ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
 };
 
+use crate::txn::SessionTxn;
 use crate::{Db, OpsError};
 
 /// One tracked database transaction.
@@ -33,7 +34,7 @@ pub struct Session {
 }
 
 struct SessionInner {
-    txn: Option<DatabaseTransaction>,
+    txn: Option<SessionTxn>,
     db: Option<Db>,
     ticket: Option<SessionTicket>,
     /// Keeps the enclosing session alive while this savepoint is open.
@@ -126,7 +127,21 @@ impl Session {
             None => OpsError::from(err),
         };
         let sqlite_writer = sqlite.is_writer();
-        let txn = begin_txn(conn, options, sqlite).await.map_err(fail)?;
+        let txn = match db.and_then(Db::pgbouncer_pool) {
+            #[cfg(feature = "postgres")]
+            Some(pool) => {
+                let begin = crate::pool::pgbouncer::begin_sql(
+                    options.isolation.map(isolation_sql),
+                    options.read_only,
+                    db.and_then(|db| db.config().statement_timeout),
+                );
+                crate::pool::pgbouncer::Txn::begin(pool, begin)
+                    .await
+                    .map(SessionTxn::Bouncer)
+                    .map_err(fail)?
+            }
+            _ => SessionTxn::Sea(begin_txn(conn, options, sqlite).await.map_err(fail)?),
+        };
         let mysql_connection_id = prepare_timeout(&txn, options).await.map_err(fail)?;
         // Tracked once the transaction exists: a session that never began (pool exhausted,
         // database down) is an error for the caller, not an open or leaked session.
@@ -147,7 +162,7 @@ impl Session {
     }
 
     fn from_parts(
-        txn: DatabaseTransaction,
+        txn: SessionTxn,
         db: Option<Db>,
         ticket: Option<SessionTicket>,
         parent: Option<Session>,
@@ -176,7 +191,7 @@ impl Session {
     pub async fn nested(&self) -> Result<Session, OpsError> {
         let txn = self
             .txn()?
-            .begin()
+            .nested()
             .await
             .map_err(|e| self.record(e.into()))?;
         Ok(Session::from_parts(
@@ -229,7 +244,7 @@ impl Session {
     fn take(
         self,
         what: &str,
-    ) -> Result<(DatabaseTransaction, Option<SessionTicket>, Option<Db>), OpsError> {
+    ) -> Result<(SessionTxn, Option<SessionTicket>, Option<Db>), OpsError> {
         let name = self.inner.name.clone();
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
@@ -307,7 +322,7 @@ impl Session {
         self.inner.mysql_connection_id
     }
 
-    fn txn(&self) -> Result<&DatabaseTransaction, DbErr> {
+    fn txn(&self) -> Result<&SessionTxn, DbErr> {
         self.inner
             .txn
             .as_ref()
@@ -374,6 +389,17 @@ impl SqliteMode {
     }
 }
 
+/// The SQL name of an isolation level, for the `BEGIN` ops sends itself behind PgBouncer.
+#[cfg(feature = "postgres")]
+fn isolation_sql(isolation: ops_core::Isolation) -> &'static str {
+    match isolation {
+        ops_core::Isolation::ReadUncommitted => "READ UNCOMMITTED",
+        ops_core::Isolation::ReadCommitted => "READ COMMITTED",
+        ops_core::Isolation::RepeatableRead => "REPEATABLE READ",
+        _ => "SERIALIZABLE",
+    }
+}
+
 async fn begin_txn(
     conn: &DatabaseConnection,
     options: &SessionOptions,
@@ -433,13 +459,13 @@ async fn begin_sqlite(
 /// For sessions with a timeout, arranges for the server to stop a running statement too, so a
 /// timed-out session's connection comes back promptly instead of after the statement finishes.
 async fn prepare_timeout(
-    txn: &DatabaseTransaction,
+    txn: &SessionTxn,
     options: &SessionOptions,
 ) -> Result<Option<u64>, DbErr> {
     let Some(timeout) = options.timeout else {
         return Ok(None);
     };
-    match txn.get_database_backend() {
+    match txn.backend() {
         DbBackend::Postgres => {
             // Local to this transaction: gone at COMMIT or ROLLBACK.
             let ms = timeout.as_millis().max(1);
@@ -474,7 +500,7 @@ pub(crate) async fn kill_mysql_query(db: &Db, connection_id: u64, grace: Duratio
 impl ConnectionTrait for Session {
     fn get_database_backend(&self) -> DbBackend {
         match &self.inner.txn {
-            Some(txn) => txn.get_database_backend(),
+            Some(txn) => txn.backend(),
             None => DbBackend::Sqlite,
         }
     }
@@ -511,7 +537,7 @@ impl ConnectionTrait for Session {
         self.inner
             .txn
             .as_ref()
-            .is_some_and(ConnectionTrait::support_returning)
+            .is_some_and(SessionTxn::support_returning)
     }
 }
 
@@ -520,7 +546,7 @@ impl TransactionTrait for Session {
     type Transaction = DatabaseTransaction;
 
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?.begin().await
+        self.txn()?.sea()?.begin().await
     }
 
     async fn begin_with_config(
@@ -529,6 +555,7 @@ impl TransactionTrait for Session {
         access_mode: Option<AccessMode>,
     ) -> Result<DatabaseTransaction, DbErr> {
         self.txn()?
+            .sea()?
             .begin_with_config(isolation_level, access_mode)
             .await
     }
@@ -537,7 +564,7 @@ impl TransactionTrait for Session {
         &self,
         options: sea_orm::TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?.begin_with_options(options).await
+        self.txn()?.sea()?.begin_with_options(options).await
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>
@@ -551,6 +578,7 @@ impl TransactionTrait for Session {
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
         self.txn()
+            .and_then(SessionTxn::sea)
             .map_err(sea_orm::TransactionError::Connection)?
             .transaction(callback)
             .await
@@ -572,6 +600,7 @@ impl TransactionTrait for Session {
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
         self.txn()
+            .and_then(SessionTxn::sea)
             .map_err(sea_orm::TransactionError::Connection)?
             .transaction_with_config(callback, isolation_level, access_mode)
             .await

@@ -24,13 +24,17 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// An isolated database for one test.
 #[derive(Debug)]
 pub struct TestDb {
-    /// The URL of the isolated database, for `Db::connect` and friends.
+    /// The URL of the isolated database, for `Db::connect` and friends. Behind PgBouncer
+    /// (`DATABASE_URL` with `?pgbouncer=true`) it goes through the pooler and keeps the parameter.
     pub url: String,
+    /// The URL of the isolated database on the server itself, bypassing any pooler: what
+    /// [`TestDb::admin`] uses for setup and assertions. Equal to `url` without a pooler.
+    pub direct_url: String,
     /// The backend it lives on.
     pub backend: Backend,
     /// The database's name on the server, or the SQLite file's stem.
     pub name: String,
-    /// The server URL from `DATABASE_URL` (PostgreSQL and MySQL only), used to create and drop.
+    /// The server URL (PostgreSQL and MySQL only, bypassing any pooler), used to create and drop.
     server_url: Option<String>,
     /// The directory holding the SQLite file (SQLite only).
     sqlite_dir: Option<PathBuf>,
@@ -65,6 +69,7 @@ impl TestDb {
                 TestDb {
                     // Four slashes: absolute both to SQLAlchemy-style readers (ops) and to sqlx.
                     url: format!("sqlite:///{}?mode=rwc", file.display()),
+                    direct_url: format!("sqlite:///{}?mode=rwc", file.display()),
                     backend,
                     name,
                     server_url: None,
@@ -77,8 +82,13 @@ impl TestDb {
                     panic!("{DATABASE_URL} names no server although the backend is {backend}")
                 });
                 let url = with_database(&server_url, &name);
+                // Through PgBouncer, databases are created and dropped, and tests set up and
+                // check their data, on the server itself: the pooler is what is under test.
+                let server_url = crate::direct_server_url(&server_url);
+                let direct_url = with_database(&server_url, &name);
                 let db = TestDb {
                     url,
+                    direct_url,
                     backend,
                     name,
                     server_url: Some(server_url),
@@ -92,13 +102,13 @@ impl TestDb {
     }
 
     /// A plain SeaORM connection (a small pool) to the isolated database, for setup and
-    /// assertions.
+    /// assertions. It always connects to the server directly, never through a pooler.
     ///
     /// # Panics
     ///
     /// When the database cannot be reached within [`STEP_TIMEOUT`].
     pub async fn admin(&self) -> DatabaseConnection {
-        let mut options = ConnectOptions::new(self.url.clone());
+        let mut options = ConnectOptions::new(self.direct_url.clone());
         options
             .max_connections(5)
             .acquire_timeout(Duration::from_secs(10))
@@ -114,13 +124,14 @@ impl TestDb {
             Err(err) => panic!(
                 "cannot connect to the test database {}: {err}; check that the {} server is \
                  running",
-                redact(&self.url),
+                redact(&self.direct_url),
                 self.backend
             ),
         }
     }
 
-    /// The URL of the server as `DATABASE_URL` gave it (`None` on SQLite).
+    /// The URL of the server (`None` on SQLite): `DATABASE_URL`, or behind PgBouncer the server
+    /// behind it (see [`crate::direct_server_url`]).
     pub fn server_url(&self) -> Option<&str> {
         self.server_url.as_deref()
     }

@@ -8,6 +8,11 @@
 //! DATABASE_URL=mysql://root@127.0.0.1:3306/test cargo test -p ops-tests     # MySQL or MariaDB
 //! ```
 //!
+//! Behind PgBouncer (started by `.ci/pgbouncer.sh start`), the suites that support it run with
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:6432/test?pgbouncer=true`: the code under test goes
+//! through the pooler, while per-test databases are created, set up and checked on the server
+//! behind it ([`direct_server_url`]).
+//!
 //! All three drivers are compiled in, so one build serves every backend. A test gets its own
 //! database from [`TestDb::new`], checks backend-specific preconditions with
 //! [`require_backend`], and bounds anything that may hang with [`bounded`].
@@ -78,6 +83,54 @@ pub fn database_url() -> Option<String> {
     std::env::var(DATABASE_URL)
         .ok()
         .filter(|url| !url.is_empty())
+}
+
+/// The environment variable naming the server behind a pooler, when `DATABASE_URL` goes through
+/// PgBouncer. Unset, the server is taken to be on the pooler's host at port 5432.
+pub const DATABASE_DIRECT_URL: &str = "DATABASE_DIRECT_URL";
+
+/// Whether a URL asks for PgBouncer transaction-pooling mode (`pgbouncer=true` in its query).
+pub fn is_pgbouncer_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|parsed| {
+        parsed
+            .query_pairs()
+            .any(|(key, value)| key == "pgbouncer" && value.eq_ignore_ascii_case("true"))
+    })
+}
+
+/// Whether the suites run through PgBouncer (`DATABASE_URL` carries `pgbouncer=true`).
+pub fn via_pgbouncer() -> bool {
+    database_url().is_some_and(|url| is_pgbouncer_url(&url))
+}
+
+/// The URL of the database server itself for a `DATABASE_URL` that may go through PgBouncer:
+/// [`DATABASE_DIRECT_URL`] when set, otherwise the same URL on port 5432 without the `pgbouncer`
+/// parameter. A URL without `pgbouncer=true` is returned as it is.
+pub fn direct_server_url(url: &str) -> String {
+    if !is_pgbouncer_url(url) {
+        return url.to_owned();
+    }
+    if let Some(direct) = std::env::var(DATABASE_DIRECT_URL)
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return direct;
+    }
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(key, _)| key != "pgbouncer")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    parsed.set_query(None);
+    if !kept.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(kept);
+    }
+    // Setting a port only fails for URLs that cannot have one, and a postgres:// URL can.
+    let _ = parsed.set_port(Some(5432));
+    parsed.to_string()
 }
 
 /// The backend the suites run against: from `DATABASE_URL`'s scheme, SQLite when it is unset.
@@ -175,6 +228,23 @@ mod tests {
         assert_eq!(Backend::from_url("sqlite::memory:"), Some(Backend::Sqlite));
         assert_eq!(Backend::from_url("mssql://x"), None);
         assert_eq!(Backend::from_url("nonsense"), None);
+    }
+
+    #[test]
+    fn direct_url_bypasses_the_pooler() {
+        let via = "postgres://postgres@127.0.0.1:6432/test?pgbouncer=true";
+        assert!(is_pgbouncer_url(via));
+        assert!(!is_pgbouncer_url("postgres://postgres@127.0.0.1:5432/test"));
+        if std::env::var(DATABASE_DIRECT_URL).is_err() {
+            assert_eq!(
+                direct_server_url(via),
+                "postgres://postgres@127.0.0.1:5432/test"
+            );
+        }
+        assert_eq!(
+            direct_server_url("postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
+            "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+        );
     }
 
     #[test]
