@@ -91,6 +91,13 @@ impl Txn {
     /// [`begin_sql`]).
     pub(crate) async fn begin(pool: &sqlx::PgPool, begin: String) -> Result<Txn, DbErr> {
         let mut conn = pool.acquire().await.map_err(acquire_err)?;
+        // A connection whose last transaction ended outside sqlx's transaction manager (the
+        // pool's reset-on-return sends a raw ROLLBACK) still counts that transaction: settle the
+        // count, or sqlx would refuse the custom BEGIN. The queued ROLLBACK is a no-op on the
+        // server, sent in the same flush as the BEGIN.
+        while PgTransactionManager::get_transaction_depth(&conn) > 0 {
+            PgTransactionManager::start_rollback(&mut conn);
+        }
         PgTransactionManager::begin(&mut conn, Some(AssertSqlSafe(begin).into_sql_str()))
             .await
             .map_err(query_err)?;
@@ -117,28 +124,30 @@ impl Txn {
     /// Commits the transaction, or releases the savepoint.
     pub(crate) async fn commit(mut self) -> Result<(), DbErr> {
         let mut conn = self.conn.lock().await;
-        // Counted as finished before the round trip: if this future is dropped mid-commit, the
-        // connection is closed or reset by the pool rather than rolled back twice.
-        self.open = false;
         if PgTransactionManager::get_transaction_depth(&conn) != self.depth {
             return Err(DbErr::Custom(
                 "a savepoint inside this transaction is still open: finish it first".to_owned(),
             ));
         }
+        // Still open until the server answered: if this future is dropped mid-commit, or the
+        // commit fails, `Drop` queues a ROLLBACK (a no-op when the COMMIT got through) and sqlx's
+        // transaction count stays right.
         PgTransactionManager::commit(&mut conn)
             .await
-            .map_err(exec_err)
+            .map_err(exec_err)?;
+        self.open = false;
+        Ok(())
     }
 
     /// Rolls the transaction back, or back to the savepoint.
     pub(crate) async fn rollback(mut self) -> Result<(), DbErr> {
         let mut conn = self.conn.lock().await;
-        self.open = false;
         while PgTransactionManager::get_transaction_depth(&conn) >= self.depth {
             PgTransactionManager::rollback(&mut conn)
                 .await
                 .map_err(exec_err)?;
         }
+        self.open = false;
         Ok(())
     }
 
