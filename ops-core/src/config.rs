@@ -608,7 +608,10 @@ fn parse_server(
     let mut pairs = query_pairs(url.query().unwrap_or_default());
     let ssl = take_ssl_mode(&mut pairs)?;
     let mut pgbouncer = None;
-    if let Some(at) = pairs.iter().position(|p| p.key.eq_ignore_ascii_case("pgbouncer")) {
+    if let Some(at) = pairs
+        .iter()
+        .position(|p| p.key.eq_ignore_ascii_case("pgbouncer"))
+    {
         let pair = pairs.remove(at);
         if backend != Backend::Postgres {
             return Err(format!(

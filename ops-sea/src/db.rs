@@ -200,9 +200,7 @@ impl Db {
     /// (`DB_PGBOUNCER=transaction`): statements then run on `pool::pgbouncer`, unnamed and
     /// inside transactions, instead of on SeaORM's executors.
     pub(crate) fn pgbouncer_pool(&self) -> Option<&sqlx::PgPool> {
-        if self.inner.config.pgbouncer.is_none() {
-            return None;
-        }
+        self.inner.config.pgbouncer?;
         self.inner.pool.postgres()
     }
 
@@ -305,6 +303,10 @@ impl DbBuilder {
     setter!(
         /// Sessions open longer than this are reported and warned about once (`DB_LEAK_THRESHOLD`).
         leak_threshold: Option<Duration> => |c, v| c.leak_threshold = v);
+    setter!(
+        /// Run behind PgBouncer in this pooling mode, PostgreSQL only (`DB_PGBOUNCER`,
+        /// `?pgbouncer=true` in the URL); `None` connects as to PostgreSQL itself.
+        pgbouncer: Option<ops_core::config::PgBouncerMode> => |c, v| c.pgbouncer = v);
     setter!(
         /// TLS mode (`DB_SSL_MODE`).
         ssl_mode: ops_core::config::SslMode => |c, v| c.ssl_mode = Some(v));
@@ -539,7 +541,10 @@ impl Db {
     /// statement of the same name was left on that server connection: `DEALLOCATE ALL` first
     /// clears them. Sessions (`db.session()`, `#[managed_session]`) and statements on `Db` do not
     /// need this: they use unnamed statements only.
-    async fn behind_pgbouncer(&self, txn: DatabaseTransaction) -> Result<DatabaseTransaction, DbErr> {
+    async fn behind_pgbouncer(
+        &self,
+        txn: DatabaseTransaction,
+    ) -> Result<DatabaseTransaction, DbErr> {
         if self.pgbouncer_pool().is_some() {
             // The statement timeout is not in the startup packet in this mode: set it local to
             // the transaction, in the same round trip.

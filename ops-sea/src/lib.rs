@@ -27,10 +27,10 @@ mod managed;
 mod pool;
 pub mod repo;
 mod session;
-mod txn;
 #[cfg(feature = "sqlite")]
 mod sqlite_ffi;
 pub mod testing;
+mod txn;
 
 pub use db::{Db, DbBuilder};
 pub use error::{ErrorContext, OpsError};

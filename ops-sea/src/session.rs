@@ -241,10 +241,7 @@ impl Session {
 
     /// Takes the transaction out for commit or rollback; only the last handle may.
     #[allow(clippy::type_complexity)]
-    fn take(
-        self,
-        what: &str,
-    ) -> Result<(SessionTxn, Option<SessionTicket>, Option<Db>), OpsError> {
+    fn take(self, what: &str) -> Result<(SessionTxn, Option<SessionTicket>, Option<Db>), OpsError> {
         let name = self.inner.name.clone();
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
@@ -458,10 +455,7 @@ async fn begin_sqlite(
 
 /// For sessions with a timeout, arranges for the server to stop a running statement too, so a
 /// timed-out session's connection comes back promptly instead of after the statement finishes.
-async fn prepare_timeout(
-    txn: &SessionTxn,
-    options: &SessionOptions,
-) -> Result<Option<u64>, DbErr> {
+async fn prepare_timeout(txn: &SessionTxn, options: &SessionOptions) -> Result<Option<u64>, DbErr> {
     let Some(timeout) = options.timeout else {
         return Ok(None);
     };

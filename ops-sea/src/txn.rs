@@ -56,7 +56,10 @@ impl SessionTxn {
         }
     }
 
-    pub(crate) async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+    pub(crate) async fn query_one_raw(
+        &self,
+        stmt: Statement,
+    ) -> Result<Option<QueryResult>, DbErr> {
         match self {
             SessionTxn::Sea(txn) => txn.query_one_raw(stmt).await,
             #[cfg(feature = "postgres")]

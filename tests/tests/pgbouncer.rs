@@ -219,7 +219,10 @@ async fn workload<C: ConnectionTrait + Send + Sync + 'static>(conn: Arc<C>) -> V
 // 200 concurrent managed sessions through 4 server connections.
 
 #[managed_session]
-async fn tagged_work(session: &Session, id: i64) -> Result<(Option<String>, String, String, i64), OpsError> {
+async fn tagged_work(
+    session: &Session,
+    id: i64,
+) -> Result<(Option<String>, String, String, i64), OpsError> {
     // What the server connection carries before this session set anything: another client's
     // `SET LOCAL` must not be visible.
     let before = scalar_text(session, "SELECT current_setting('ops.tag', true)").await?;
@@ -257,15 +260,16 @@ async fn two_hundred_managed_sessions_through_four_server_connections() {
     let sampler = {
         let (peak, stop) = (peak.clone(), stop.clone());
         tokio::spawn(async move {
-            let mut probe = sqlx::PgConnection::connect(&probe_url).await.expect("probe");
-            loop {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
-                )
-                .bind(&name)
-                .fetch_one(&mut probe)
+            let mut probe = sqlx::PgConnection::connect(&probe_url)
                 .await
-                .expect("sample");
+                .expect("probe");
+            loop {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                        .bind(&name)
+                        .fetch_one(&mut probe)
+                        .await
+                        .expect("sample");
                 peak.fetch_max(usize::try_from(n).unwrap_or(0), Ordering::Relaxed);
                 tokio::select! {
                     _ = stop.notified() => break,
@@ -288,9 +292,19 @@ async fn two_hundred_managed_sessions_through_four_server_connections() {
                         before.as_deref().unwrap_or("").is_empty(),
                         "task {id} saw another client's setting: {before:?}"
                     );
-                    assert_eq!(after, format!("task-{id}"), "task {id} saw another's setting");
-                    assert_eq!(timeout, "7s", "the statement timeout is set in every session");
-                    assert_eq!(named, 0, "a named prepared statement was left on the server");
+                    assert_eq!(
+                        after,
+                        format!("task-{id}"),
+                        "task {id} saw another's setting"
+                    );
+                    assert_eq!(
+                        timeout, "7s",
+                        "the statement timeout is set in every session"
+                    );
+                    assert_eq!(
+                        named, 0,
+                        "a named prepared statement was left on the server"
+                    );
                 }
                 Err(err) => {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -422,7 +436,11 @@ async fn reset_on_return_holds_through_pgbouncer() {
         .expect("raw BEGIN");
     // The same (only) client connection, after its reset: not in the leaked transaction.
     insert_item(&db, 2, "next").await.expect("next borrower");
-    assert_eq!(count(&admin, "items").await, 1, "the raw transaction was rolled back");
+    assert_eq!(
+        count(&admin, "items").await,
+        1,
+        "the raw transaction was rolled back"
+    );
     db.close().await;
     t.cleanup().await;
 }
@@ -491,9 +509,13 @@ async fn a_lost_server_connection_is_retryable() {
     items_table(&admin).await;
     let db = connect(&t, 2, 0).await;
     let calls = AtomicU32::new(0);
-    let seen = bounded("retry after a kill", STEP_TIMEOUT, killed_once(&db, &admin, &calls))
-        .await
-        .expect("the retry succeeds");
+    let seen = bounded(
+        "retry after a kill",
+        STEP_TIMEOUT,
+        killed_once(&db, &admin, &calls),
+    )
+    .await
+    .expect("the retry succeeds");
     assert_eq!(calls.load(Ordering::Relaxed), 2, "one retry");
     assert_eq!(seen, 1, "the killed attempt's insert was rolled back");
     assert_eq!(count(&admin, "items").await, 1);

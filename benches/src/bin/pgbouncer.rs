@@ -170,7 +170,10 @@ async fn run() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (li, &tasks) in levels.iter().enumerate() {
-        for (op, label) in [(Op::Get, "`get`"), (Op::Managed, "managed session (get + update)")] {
+        for (op, label) in [
+            (Op::Get, "`get`"),
+            (Op::Managed, "managed session (get + update)"),
+        ] {
             let di = contenders
                 .iter()
                 .position(|c| *c == (op, Route::Direct))

@@ -455,7 +455,10 @@ fn strip_literals(sql: &str) -> String {
                     .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
                     .map(|n| i + 1 + n);
                 match tag_end {
-                    Some(end) if bytes[end] == b'$' && !sql[i + 1..end].starts_with(|ch: char| ch.is_ascii_digit()) => {
+                    Some(end)
+                        if bytes[end] == b'$'
+                            && !sql[i + 1..end].starts_with(|ch: char| ch.is_ascii_digit()) =>
+                    {
                         let tag = &sql[i..=end];
                         match sql[end + 1..].find(tag) {
                             Some(close) => i = end + 1 + close + tag.len(),
@@ -514,7 +517,10 @@ mod tests {
             "LOAD 'auto_explain'",
         ] {
             let reason = refusal(sql).unwrap_or_else(|| panic!("{sql} was not refused"));
-            assert!(reason.starts_with("not supported behind PgBouncer"), "{reason}");
+            assert!(
+                reason.starts_with("not supported behind PgBouncer"),
+                "{reason}"
+            );
         }
     }
 
