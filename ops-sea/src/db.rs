@@ -199,9 +199,15 @@ impl Db {
     /// The PostgreSQL pool when ops runs behind PgBouncer in transaction pooling mode
     /// (`DB_PGBOUNCER=transaction`): statements then run on `pool::pgbouncer`, unnamed and
     /// inside transactions, instead of on SeaORM's executors.
+    #[cfg(feature = "postgres")]
     pub(crate) fn pgbouncer_pool(&self) -> Option<&sqlx::PgPool> {
         self.inner.config.pgbouncer?;
         self.inner.pool.postgres()
+    }
+
+    /// Whether ops runs behind PgBouncer (validation allows it for PostgreSQL only).
+    pub(crate) fn is_pgbouncer(&self) -> bool {
+        self.inner.config.pgbouncer.is_some()
     }
 
     /// Tells a pool that could not *open* a connection from one whose connections were all busy.
@@ -353,20 +359,22 @@ impl ConnectionTrait for Db {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let result = match self.pgbouncer_pool() {
-            #[cfg(feature = "postgres")]
-            Some(pool) => {
-                let timeout = self.inner.config.statement_timeout;
-                let sql = stmt.sql.clone();
-                crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
-                    let result = txn.execute(stmt).await;
-                    (txn, result)
-                })
-                .await
-            }
-            _ => self.inner.conn.execute_raw(stmt).await,
-        };
-        result.map_err(|e| self.observe(e))
+        #[cfg(feature = "postgres")]
+        if let Some(pool) = self.pgbouncer_pool() {
+            let timeout = self.inner.config.statement_timeout;
+            let sql = stmt.sql.clone();
+            return crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+                let result = txn.execute(stmt).await;
+                (txn, result)
+            })
+            .await
+            .map_err(|e| self.observe(e));
+        }
+        self.inner
+            .conn
+            .execute_raw(stmt)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -374,7 +382,7 @@ impl ConnectionTrait for Db {
         // without a transaction of its own (and may be VACUUM, which refuses one); only what
         // transaction pooling cannot support is refused.
         #[cfg(feature = "postgres")]
-        if self.pgbouncer_pool().is_some() {
+        if self.is_pgbouncer() {
             crate::pool::pgbouncer::refuse(sql).map_err(|e| self.observe(e))?;
         }
         self.inner
@@ -385,37 +393,39 @@ impl ConnectionTrait for Db {
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let result = match self.pgbouncer_pool() {
-            #[cfg(feature = "postgres")]
-            Some(pool) => {
-                let timeout = self.inner.config.statement_timeout;
-                let sql = stmt.sql.clone();
-                crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
-                    let result = txn.query_one(stmt).await;
-                    (txn, result)
-                })
-                .await
-            }
-            _ => self.route(&stmt.sql).query_one_raw(stmt).await,
-        };
-        result.map_err(|e| self.observe(e))
+        #[cfg(feature = "postgres")]
+        if let Some(pool) = self.pgbouncer_pool() {
+            let timeout = self.inner.config.statement_timeout;
+            let sql = stmt.sql.clone();
+            return crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+                let result = txn.query_one(stmt).await;
+                (txn, result)
+            })
+            .await
+            .map_err(|e| self.observe(e));
+        }
+        self.route(&stmt.sql)
+            .query_one_raw(stmt)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let result = match self.pgbouncer_pool() {
-            #[cfg(feature = "postgres")]
-            Some(pool) => {
-                let timeout = self.inner.config.statement_timeout;
-                let sql = stmt.sql.clone();
-                crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
-                    let result = txn.query_all(stmt).await;
-                    (txn, result)
-                })
-                .await
-            }
-            _ => self.route(&stmt.sql).query_all_raw(stmt).await,
-        };
-        result.map_err(|e| self.observe(e))
+        #[cfg(feature = "postgres")]
+        if let Some(pool) = self.pgbouncer_pool() {
+            let timeout = self.inner.config.statement_timeout;
+            let sql = stmt.sql.clone();
+            return crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+                let result = txn.query_all(stmt).await;
+                (txn, result)
+            })
+            .await
+            .map_err(|e| self.observe(e));
+        }
+        self.route(&stmt.sql)
+            .query_all_raw(stmt)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     fn support_returning(&self) -> bool {
@@ -483,7 +493,7 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        if self.pgbouncer_pool().is_some() {
+        if self.is_pgbouncer() {
             // Begun through `begin`, which prepares the transaction for PgBouncer; the callback
             // runs in a savepoint of it, with SeaORM's commit-or-rollback rules.
             let txn = self
@@ -514,7 +524,7 @@ impl TransactionTrait for Db {
         T: Send,
         E: std::fmt::Display + std::fmt::Debug + Send,
     {
-        if self.pgbouncer_pool().is_some() {
+        if self.is_pgbouncer() {
             let txn = self
                 .begin_with_config(isolation_level, access_mode)
                 .await
@@ -545,7 +555,7 @@ impl Db {
         &self,
         txn: DatabaseTransaction,
     ) -> Result<DatabaseTransaction, DbErr> {
-        if self.pgbouncer_pool().is_some() {
+        if self.is_pgbouncer() {
             // The statement timeout is not in the startup packet in this mode: set it local to
             // the transaction, in the same round trip.
             let sql = match self.inner.config.statement_timeout {

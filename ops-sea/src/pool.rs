@@ -95,10 +95,10 @@ impl Pool {
     }
 
     /// The PostgreSQL pool, when this is one.
-    #[allow(clippy::unnecessary_wraps, unreachable_patterns)]
+    #[cfg(feature = "postgres")]
+    #[allow(unreachable_patterns)]
     pub(crate) fn postgres(&self) -> Option<&sqlx::PgPool> {
         match self {
-            #[cfg(feature = "postgres")]
             Pool::Postgres(p) => Some(p),
             _ => None,
         }

@@ -127,7 +127,11 @@ impl Session {
             None => OpsError::from(err),
         };
         let sqlite_writer = sqlite.is_writer();
-        let txn = match db.and_then(Db::pgbouncer_pool) {
+        #[cfg(feature = "postgres")]
+        let bouncer = db.and_then(Db::pgbouncer_pool);
+        #[cfg(not(feature = "postgres"))]
+        let bouncer: Option<()> = None;
+        let txn = match bouncer {
             #[cfg(feature = "postgres")]
             Some(pool) => {
                 let begin = crate::pool::pgbouncer::begin_sql(
