@@ -269,6 +269,14 @@ pub trait Categorize {
     fn code(&self) -> Option<&str> {
         None
     }
+
+    /// How long until another attempt can succeed, when the error knows: a call refused by an
+    /// open circuit breaker says how much of the cooldown is left. The retry loop waits that long
+    /// when its deadline allows, and gives up at once otherwise, instead of spinning against the
+    /// breaker. Error types that wrap an `OpsError` should forward it.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl<T: Categorize + ?Sized> Categorize for &T {
@@ -278,6 +286,9 @@ impl<T: Categorize + ?Sized> Categorize for &T {
     fn code(&self) -> Option<&str> {
         (**self).code()
     }
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        (**self).retry_after()
+    }
 }
 
 impl<T: Categorize + ?Sized> Categorize for Box<T> {
@@ -286,6 +297,9 @@ impl<T: Categorize + ?Sized> Categorize for Box<T> {
     }
     fn code(&self) -> Option<&str> {
         (**self).code()
+    }
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        (**self).retry_after()
     }
 }
 

@@ -90,6 +90,11 @@ mod var {
     pub(super) const LEAK_THRESHOLD: &str = "DB_LEAK_THRESHOLD";
     pub(super) const SSL_MODE: &str = "DB_SSL_MODE";
     pub(super) const PGBOUNCER: &str = "DB_PGBOUNCER";
+    pub(super) const REPLICA_URLS: &str = "DB_REPLICA_URLS";
+    pub(super) const REPLICA_MAX_LAG: &str = "DB_REPLICA_MAX_LAG";
+    pub(super) const READ_AFTER_WRITE: &str = "DB_READ_AFTER_WRITE";
+    pub(super) const BREAKER_FAILURES: &str = "DB_BREAKER_FAILURES";
+    pub(super) const BREAKER_COOLDOWN: &str = "DB_BREAKER_COOLDOWN";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1093,6 +1098,20 @@ pub struct DbConfig {
     /// parameters, unnamed statements inside transactions only, session state refused. `None`
     /// (the default) connects as to PostgreSQL itself.
     pub pgbouncer: Option<PgBouncerMode>,
+    /// Read replicas: read-only sessions and `db.reader()` reads go to one of them when it is up
+    /// and within `replica_max_lag`. Empty by default.
+    pub replica_urls: Vec<DatabaseUrl>,
+    /// A replica whose replay is further behind than this is skipped. Default 5s.
+    pub replica_max_lag: Duration,
+    /// After a write through the `Db`, reads stay on the primary this long; `None` (the default)
+    /// routes them to replicas at once.
+    pub read_after_write: Option<Duration>,
+    /// Connection-level failures in a row that open a pool's circuit breaker; `None` turns the
+    /// breaker off. Default 5.
+    pub breaker_failures: Option<u32>,
+    /// How long an open circuit breaker refuses calls before one probe; `None` turns the breaker
+    /// off. Default 5s.
+    pub breaker_cooldown: Option<Duration>,
     /// One sentence per adjustment made to what was written (URL rewrites, an `DB_SSL_MODE`
     /// override, a setting ignored for SQLite), for the caller to log at startup.
     pub normalizations: Vec<String>,
@@ -1270,6 +1289,51 @@ impl DbConfig {
                 var::PGBOUNCER
             )));
         }
+        if self.backend == Backend::Sqlite && !self.replica_urls.is_empty() {
+            return Err(ConfigError::new(format!(
+                "read replicas are for PostgreSQL and MySQL/MariaDB, but the database is {}: an \
+                 embedded SQLite file already reads on connections of its own (remove the \
+                 replicas, or unset {})",
+                self.backend,
+                var::REPLICA_URLS
+            )));
+        }
+        for replica in &self.replica_urls {
+            if replica.backend() != self.backend {
+                return Err(ConfigError::new(format!(
+                    "the read replica {} is a {} database but the primary is {}: a replica must \
+                     be a copy of the primary (DB_REPLICA_URLS in the environment)",
+                    replica.redacted(),
+                    replica.backend(),
+                    self.backend
+                )));
+            }
+        }
+        check_positive(self.replica_max_lag).map_err(|reason| {
+            field(
+                "replica_max_lag",
+                "DB_REPLICA_MAX_LAG",
+                format_duration(self.replica_max_lag),
+                reason,
+            )
+        })?;
+        if self.breaker_failures == Some(0) {
+            return Err(field(
+                "breaker_failures",
+                "DB_BREAKER_FAILURES",
+                "0".to_owned(),
+                "is below 1: use 1 or more, or off to turn the circuit breaker off".to_owned(),
+            ));
+        }
+        if self.breaker_cooldown.is_some_and(|c| c.is_zero()) {
+            return Err(field(
+                "breaker_cooldown",
+                "DB_BREAKER_COOLDOWN",
+                "0s".to_owned(),
+                "is zero: use a duration such as 5s, or off to turn the circuit breaker off"
+                    .to_owned(),
+            ));
+        }
         if self.backend == Backend::Sqlite
             && let Some(mode) = self.ssl_mode
         {
@@ -1309,6 +1373,33 @@ impl DbConfig {
             statement_timeout: None,
             idle_ping: Duration::from_millis(500),
             leak_threshold: Some(Duration::from_secs(60)),
+            replica_urls: Vec::new(),
+            replica_max_lag: Duration::from_secs(5),
+            read_after_write: None,
+            breaker_failures: Some(crate::breaker::BreakerConfig::DEFAULT_FAILURES),
+            breaker_cooldown: Some(crate::breaker::BreakerConfig::DEFAULT_COOLDOWN),
+        }
+    }
+
+    /// The circuit breaker's settings, or `None` when it is turned off.
+    pub fn breaker(&self) -> Option<crate::breaker::BreakerConfig> {
+        Some(crate::breaker::BreakerConfig {
+            failures: self.breaker_failures?,
+            cooldown: self.breaker_cooldown?,
+            ..crate::breaker::BreakerConfig::default()
+        })
+    }
+
+    /// The configuration of the pool of one replica: this one's settings with the replica's URL
+    /// (and its SSL mode, when the replica URL names one).
+    pub fn for_replica(&self, url: &DatabaseUrl) -> DbConfig {
+        DbConfig {
+            url: url.clone(),
+            backend: url.backend(),
+            ssl_mode: url.ssl_mode().or(self.ssl_mode),
+            replica_urls: Vec::new(),
+            normalizations: Vec::new(),
+            ..self.clone()
         }
     }
 
@@ -1411,6 +1502,66 @@ impl DbConfig {
             // The variable wins over the URL's `pgbouncer=` in both directions.
             config.pgbouncer = pgbouncer::parse_setting(&value)
                 .map_err(|reason| env_error(var::PGBOUNCER, &value, &reason))?;
+        }
+        if let Some(value) = get(var::REPLICA_URLS)? {
+            for (n, item) in value.split(',').map(str::trim).enumerate() {
+                if item.is_empty() {
+                    return Err(ConfigError::from_variable(
+                        var::REPLICA_URLS,
+                        format!(
+                            "{} has an empty entry (number {}): separate replica urls with single \
+                             commas",
+                            var::REPLICA_URLS,
+                            n + 1
+                        ),
+                    ));
+                }
+                let url = DatabaseUrl::parse_inner(item).map_err(|problem| {
+                    let name = var::REPLICA_URLS;
+                    ConfigError::from_variable(
+                        name,
+                        match problem.shown {
+                            Some(shown) => format!(
+                                "{name} entry {shown} is not a valid database url: {}",
+                                problem.reason
+                            ),
+                            None => format!(
+                                "{name} entry number {} is not a valid database url: {}",
+                                n + 1,
+                                problem.reason
+                            ),
+                        },
+                    )
+                })?;
+                config.replica_urls.push(url);
+            }
+        }
+        if let Some(value) = get(var::REPLICA_MAX_LAG)? {
+            let duration = env_duration(var::REPLICA_MAX_LAG, &value)?;
+            check_positive(duration)
+                .map_err(|reason| env_error(var::REPLICA_MAX_LAG, &value, &reason))?;
+            config.replica_max_lag = duration;
+        }
+        if let Some(value) = get(var::READ_AFTER_WRITE)? {
+            config.read_after_write = env_optional_duration(var::READ_AFTER_WRITE, &value)?;
+        }
+        if let Some(value) = get(var::BREAKER_FAILURES)? {
+            config.breaker_failures = if is_off(&value) {
+                None
+            } else {
+                let failures = env_count(var::BREAKER_FAILURES, &value)?;
+                if failures == 0 {
+                    return Err(env_error(
+                        var::BREAKER_FAILURES,
+                        &value,
+                        "is below 1: use 1 or more, or off to turn the circuit breaker off",
+                    ));
+                }
+                Some(failures)
+            };
+        }
+        if let Some(value) = get(var::BREAKER_COOLDOWN)? {
+            config.breaker_cooldown = env_optional_duration(var::BREAKER_COOLDOWN, &value)?;
         }
 
         config.validate()?;

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use crate::breaker::{BreakerState, BreakerStatus};
 use crate::stats::CriticalEvent;
 use crate::tracker::SessionStats;
 
@@ -130,6 +131,10 @@ pub struct HealthInputs {
     pub thresholds: HealthThresholds,
     /// The time of the check: the report's `checked_at`, and the end of the critical window.
     pub now: SystemTime,
+    /// The primary's circuit breaker; `None` when it is turned off.
+    pub breaker: Option<BreakerStatus>,
+    /// The read replicas, each already checked.
+    pub replicas: Vec<ReplicaHealth>,
 }
 
 impl HealthInputs {
@@ -142,7 +147,21 @@ impl HealthInputs {
             recent_critical: Vec::new(),
             thresholds: HealthThresholds::default(),
             now: SystemTime::now(),
+            breaker: None,
+            replicas: Vec::new(),
         }
+    }
+
+    /// The same, with the primary's circuit breaker.
+    pub fn breaker(mut self, breaker: Option<BreakerStatus>) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// The same, with these read replicas.
+    pub fn replicas(mut self, replicas: Vec<ReplicaHealth>) -> Self {
+        self.replicas = replicas;
+        self
     }
 
     /// The same, with these critical events.
@@ -187,6 +206,33 @@ pub struct HealthReport {
     /// When the check ran.
     #[cfg_attr(feature = "serde", serde(serialize_with = "millis::system_time"))]
     pub checked_at: SystemTime,
+    /// The primary's circuit breaker; `None` when it is turned off.
+    pub breaker: Option<BreakerStatus>,
+    /// The read replicas, in configuration order; empty without replicas.
+    pub replicas: Vec<ReplicaHealth>,
+}
+
+/// One read replica in a [`HealthReport`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct ReplicaHealth {
+    /// The replica's URL without its password.
+    pub name: String,
+    /// Healthy (serving reads), degraded (lagging past the limit: skipped) or unhealthy (down:
+    /// skipped).
+    pub status: HealthStatus,
+    /// Why the replica is skipped; `None` when it serves reads.
+    pub reason: Option<String>,
+    /// How far replay is behind the primary, as last measured; `None` when unknown.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::option_duration"))]
+    pub lag: Option<Duration>,
+    /// How long the check's round trip took; `None` when it failed.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::option_duration"))]
+    pub ping: Option<Duration>,
+    /// The replica's own pool.
+    pub pool: PoolStatus,
+    /// The replica's own circuit breaker; `None` when breakers are turned off.
+    pub breaker: Option<BreakerStatus>,
 }
 
 impl HealthReport {
@@ -218,6 +264,8 @@ impl HealthReport {
             recent_critical,
             thresholds,
             now,
+            breaker,
+            replicas,
         } = inputs;
         let mut status = HealthStatus::Healthy;
         let mut reasons = Vec::new();
@@ -299,6 +347,37 @@ impl HealthReport {
             );
         }
 
+        if let Some(breaker) = &breaker
+            && breaker.state != BreakerState::Closed
+        {
+            finding(
+                HealthStatus::Unhealthy,
+                format!(
+                    "circuit breaker {} after {} connection failure(s): calls fail at once for another {:?}; check that the database is up and reachable",
+                    breaker.state,
+                    breaker.consecutive_failures,
+                    breaker.retry_after.unwrap_or_default()
+                ),
+            );
+        }
+
+        let serving = replicas
+            .iter()
+            .filter(|r| r.status == HealthStatus::Healthy)
+            .count();
+        for replica in replicas.iter().filter(|r| r.status != HealthStatus::Healthy) {
+            finding(
+                HealthStatus::Degraded,
+                format!(
+                    "replica {} is {} ({}); its reads go to {}",
+                    replica.name,
+                    replica.status,
+                    replica.reason.as_deref().unwrap_or("skipped"),
+                    if serving > 0 { "the other replicas" } else { "the primary" }
+                ),
+            );
+        }
+
         HealthReport {
             status,
             reasons,
@@ -307,6 +386,8 @@ impl HealthReport {
             sessions,
             recent_critical,
             checked_at: now,
+            breaker,
+            replicas,
         }
     }
 
@@ -353,6 +434,17 @@ pub(crate) mod millis {
     ) -> Result<S::Ok, S::Error> {
         match value {
             Some(value) => s.serialize_some(&ms(*value)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// An optional time as Unix milliseconds, or null.
+    pub(crate) fn option_system_time<S: Serializer>(
+        value: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => system_time(value, s),
             None => s.serialize_none(),
         }
     }

@@ -8,6 +8,7 @@
 // docs.rs builds with `--cfg docsrs` (see Cargo.toml): label feature-gated items with their feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod breaker;
 pub mod category;
 pub mod config;
 pub mod health;

@@ -352,6 +352,50 @@ where
         };
 
         let category = error.category();
+        if let Some(wait) = error.retry_after() {
+            // A circuit breaker refused the call: any attempt before it lets a probe through is
+            // refused too, so wait for it when the deadline allows and give up otherwise.
+            let wait = wait + Duration::from_millis(fastrand::u64(0..=BREAKER_JITTER_MS));
+            let fits = match deadline {
+                Some(Some(deadline)) => wait <= deadline.saturating_duration_since(Instant::now()),
+                _ => false,
+            };
+            if attempt >= policy.attempts || !fits {
+                tracing::warn!(
+                    attempt,
+                    %category,
+                    %error,
+                    ?wait,
+                    "attempt {attempt} refused by an open circuit breaker for another {wait:?}: \
+                     not retrying, {}",
+                    if attempt >= policy.attempts {
+                        "no attempts left"
+                    } else if policy.deadline.is_some() {
+                        "the retry deadline ends sooner"
+                    } else {
+                        "the policy has no deadline to wait within (set one to wait for the breaker)"
+                    }
+                );
+                return Err(error);
+            }
+            tracing::warn!(
+                attempt,
+                attempts = policy.attempts,
+                %category,
+                %error,
+                ?wait,
+                "attempt {attempt}/{} refused by an open circuit breaker: waiting {wait:?} for it \
+                 to let a probe through",
+                policy.attempts
+            );
+            if let Some(recorder) = &policy.recorder {
+                recorder.record_retry(category);
+            }
+            drop(error);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+            continue;
+        }
         if !policy.should_retry(category) {
             tracing::debug!(
                 attempt,
@@ -404,6 +448,10 @@ where
         attempt += 1;
     }
 }
+
+/// The most a retry waiting for a circuit breaker adds to its cooldown, so the callers it refused
+/// together do not all come back in the same millisecond.
+const BREAKER_JITTER_MS: u64 = 50;
 
 /// Why the loop stopped retrying an error it would otherwise retry.
 #[derive(Clone, Copy)]

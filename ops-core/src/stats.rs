@@ -41,6 +41,10 @@ pub enum CriticalKind {
     CommitUnknown,
     /// A retried operation failed on its last allowed attempt, or ran out of time.
     RetriesExhausted,
+    /// A pool's circuit breaker opened: calls to that database fail at once for the cooldown.
+    BreakerOpened,
+    /// A pool's circuit breaker closed again: a probe reached the database.
+    BreakerClosed,
 }
 
 impl CriticalKind {
@@ -50,6 +54,8 @@ impl CriticalKind {
             CriticalKind::Unavailable => "unavailable",
             CriticalKind::CommitUnknown => "commit_unknown",
             CriticalKind::RetriesExhausted => "retries_exhausted",
+            CriticalKind::BreakerOpened => "breaker_opened",
+            CriticalKind::BreakerClosed => "breaker_closed",
         }
     }
 }
@@ -132,6 +138,14 @@ pub struct ErrorStats {
     pub recent: Vec<RecentError>,
     /// The last [`RECENT_CRITICAL`] critical events, newest last.
     pub recent_critical: Vec<CriticalEvent>,
+    /// Times a circuit breaker of this database (the primary's or a replica's) opened.
+    pub breaker_opened: u64,
+    /// Calls refused at once by an open circuit breaker. They are not counted in `total` or
+    /// `by_category`: each would otherwise be an `unavailable` error and a critical event, and a
+    /// minute's outage would flood both.
+    pub breaker_rejected: u64,
+    /// The primary's circuit breaker now; `None` when it is turned off (filled in by the `Db`).
+    pub breaker: Option<crate::breaker::BreakerStatus>,
 }
 
 /// The shared recorder a `Db` and its retries write into.
@@ -161,6 +175,8 @@ struct Inner {
     retries_succeeded: AtomicU64,
     retries_exhausted: AtomicU64,
     critical_dropped: AtomicU64,
+    breaker_opened: AtomicU64,
+    breaker_rejected: AtomicU64,
     tables: Mutex<Tables>,
     /// Started with the first hook; recorders without hooks never start a thread.
     dispatcher: OnceLock<Dispatcher>,
@@ -301,7 +317,32 @@ impl ErrorStatsRecorder {
             critical_dropped: self.inner.critical_dropped.load(Ordering::Relaxed),
             recent: tables.recent.iter().cloned().collect(),
             recent_critical: tables.recent_critical.iter().cloned().collect(),
+            breaker_opened: self.inner.breaker_opened.load(Ordering::Relaxed),
+            breaker_rejected: self.inner.breaker_rejected.load(Ordering::Relaxed),
+            breaker: None,
         }
+    }
+
+    /// Counts one call refused by an open circuit breaker.
+    pub fn record_breaker_rejected(&self) {
+        self.inner.breaker_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reports a circuit breaker opening or closing: counted, kept among the recent critical
+    /// events and delivered to the hooks. `kind` is [`CriticalKind::BreakerOpened`] or
+    /// [`CriticalKind::BreakerClosed`].
+    pub fn record_breaker(&self, kind: CriticalKind, detail: &str) {
+        if kind == CriticalKind::BreakerOpened {
+            self.inner.breaker_opened.fetch_add(1, Ordering::Relaxed);
+        }
+        self.critical(CriticalEvent {
+            kind,
+            category: ErrorCategory::Unavailable,
+            code: None,
+            detail: truncate(detail),
+            at: SystemTime::now(),
+            attempts: None,
+        });
     }
 
     /// The last [`RECENT_CRITICAL`] critical events, newest last.

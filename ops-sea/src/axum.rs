@@ -563,7 +563,7 @@ impl Executor for RequestSession {
 /// | other `Integrity` | 422 Unprocessable Entity |
 /// | `BusinessRule(Conflict)` | 409 Conflict |
 /// | `BusinessRule(Violated)` | 422 Unprocessable Entity |
-/// | `Retryable`, `Unavailable` | 503 Service Unavailable, with `Retry-After` |
+/// | `Retryable`, `Unavailable` | 503 Service Unavailable, with `Retry-After` (an open circuit breaker's remaining cooldown, when that refused the call) |
 /// | `CommitUnknown`, `MultipleResults`, `Programming`, `Configuration`, `Other` | 500 Internal Server Error |
 pub fn status_for(category: ErrorCategory) -> StatusCode {
     match category {
@@ -584,6 +584,12 @@ fn retry_after(category: ErrorCategory) -> Option<u32> {
         ErrorCategory::Unavailable => Some(RETRY_AFTER_UNAVAILABLE_SECS),
         _ => None,
     }
+}
+
+/// `Retry-After` is in whole seconds: round up, so a client never comes back before the time.
+fn whole_seconds(remaining: std::time::Duration) -> u32 {
+    let seconds = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+    u32::try_from(seconds.max(1)).unwrap_or(u32::MAX)
 }
 
 /// The JSON body of an error response.
@@ -623,7 +629,13 @@ impl IntoResponse for OpsError {
             retryable: category.is_retryable(),
         };
         let mut response = json_response(status, &body);
-        if let Some(seconds) = retry_after(category) {
+        // A call refused by an open circuit breaker knows how long the cooldown still runs:
+        // clients that honour the header come back when a probe can get through.
+        let remaining = self
+            .retry_after()
+            .filter(|_| status == StatusCode::SERVICE_UNAVAILABLE)
+            .map(whole_seconds);
+        if let Some(seconds) = remaining.or_else(|| retry_after(category)) {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));

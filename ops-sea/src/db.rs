@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use crate::OpsError;
-use crate::pool::{Pool, PoolState};
+use crate::pool::{Pool, PoolState, Routing, guarded};
 
 /// The unified access layer: a cheap `Clone` handle over the pool, the session tracker, the error
 /// stats and the configuration.
@@ -35,11 +35,13 @@ pub struct Db {
 }
 
 pub(crate) struct DbInner {
-    /// The SeaORM connection over the pool; on SQLite, over the one writer.
+    /// The primary's SeaORM connection over its pool; on SQLite, over the one writer.
     pub(crate) conn: DatabaseConnection,
     /// On SQLite file databases, the SeaORM connection over the read-only readers.
     pub(crate) readers: Option<DatabaseConnection>,
     pub(crate) pool: Pool,
+    /// The primary's circuit breaker and the read replicas.
+    pub(crate) routing: Routing,
     pub(crate) config: DbConfig,
     pub(crate) tracker: SessionTracker,
     pub(crate) errors: ErrorStatsRecorder,
@@ -89,6 +91,9 @@ impl Db {
         crate::pool::verify(&config).await?;
         let returned_in_transaction = crate::pool::ReturnedInTransaction::default();
         let pool = crate::pool::build(&config, &returned_in_transaction)?;
+        let errors = ErrorStatsRecorder::default();
+        let routing = Routing::build(&config, &errors)?;
+        crate::pool::first_check(&routing, &config).await;
         let backend = match config.backend {
             ops_core::config::Backend::Sqlite => DbBackend::Sqlite,
             ops_core::config::Backend::Postgres => DbBackend::Postgres,
@@ -99,13 +104,15 @@ impl Db {
             conn,
             readers,
             tracker: SessionTracker::new(config.leak_threshold),
-            errors: ErrorStatsRecorder::default(),
+            errors,
             pool,
+            routing,
             config,
             backend,
             returned_in_transaction,
         });
         spawn_leak_watcher(Arc::downgrade(&inner));
+        crate::pool::spawn_monitor(Arc::downgrade(&inner));
         tracing::debug!(config = %inner.config, "database connected");
         Ok(Db { inner })
     }
@@ -189,6 +196,7 @@ impl Db {
     /// Closes the pool: waits for checked-out connections to come back, then closes them all.
     pub async fn close(&self) {
         self.inner.pool.close().await;
+        self.inner.routing.close().await;
     }
 
     /// Whether `close` was called.
@@ -232,6 +240,11 @@ impl Db {
     /// `Session` passes here once, so `error_stats()` counts raw SeaORM queries as well as
     /// repository calls.
     pub(crate) fn observe(&self, err: DbErr) -> DbErr {
+        if crate::pool::rejection(&err).is_some() {
+            // Counted by the breaker; recording each refusal as an error would turn a minute's
+            // outage into thousands of critical events.
+            return err;
+        }
         let err = self.refine(err);
         let classification = crate::classify::classify(&err);
         self.inner.errors.record(
@@ -240,6 +253,14 @@ impl Db {
             &err.to_string(),
         );
         err
+    }
+
+    /// Runs one call on the primary through its circuit breaker.
+    pub(crate) async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, DbErr> {
+        guarded(self.inner.routing.primary_breaker.as_ref(), call).await
     }
 
     /// Records an error in the stats of `db` when there is one (sessions on a plain SeaORM
@@ -316,6 +337,35 @@ impl DbBuilder {
     setter!(
         /// TLS mode (`DB_SSL_MODE`).
         ssl_mode: ops_core::config::SslMode => |c, v| c.ssl_mode = Some(v));
+    setter!(
+        /// A replica whose replay is further behind than this is skipped (`DB_REPLICA_MAX_LAG`).
+        replica_max_lag: Duration => |c, v| c.replica_max_lag = v);
+    setter!(
+        /// Keeps reads on the primary for this long after a write through the `Db` (any
+        /// statement run on the `Db` itself or a committed read-write session counts), so a
+        /// user reads what they just wrote. Off by default: read inside the session instead.
+        read_after_write: Duration => |c, v| c.read_after_write = Some(v));
+    setter!(
+        /// Connection-level failures in a row that open the circuit breaker
+        /// (`DB_BREAKER_FAILURES`); `None` turns the breaker off.
+        breaker_failures: Option<u32> => |c, v| c.breaker_failures = v);
+    setter!(
+        /// How long an open circuit breaker refuses calls before it lets one probe through
+        /// (`DB_BREAKER_COOLDOWN`); `None` turns the breaker off.
+        breaker_cooldown: Option<Duration> => |c, v| c.breaker_cooldown = v);
+
+    /// Adds a read replica (repeatable; `DB_REPLICA_URLS` in the environment, comma-separated).
+    /// Read-only sessions and `db.reader()` reads go to a usable replica; everything else to the
+    /// primary.
+    pub fn replica(mut self, url: &str) -> Self {
+        if let Ok(config) = &mut self.config {
+            match ops_core::config::DatabaseUrl::parse(url) {
+                Ok(url) => config.replica_urls.push(url),
+                Err(err) => self.config = Err(OpsError::from(err)),
+            }
+        }
+        self
+    }
 
     /// The configuration built so far.
     pub fn config(&self) -> Result<&DbConfig, &OpsError> {
@@ -359,25 +409,24 @@ impl ConnectionTrait for Db {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.inner.routing.note_write();
         #[cfg(feature = "postgres")]
         if let Some(pool) = self.pgbouncer_pool() {
             let timeout = self.inner.config.statement_timeout;
             let sql = stmt.sql.clone();
-            return crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
                 let result = txn.execute(stmt).await;
                 (txn, result)
-            })
-            .await
-            .map_err(|e| self.observe(e));
+            });
+            return self.guarded(call).await.map_err(|e| self.observe(e));
         }
-        self.inner
-            .conn
-            .execute_raw(stmt)
+        self.guarded(self.inner.conn.execute_raw(stmt))
             .await
             .map_err(|e| self.observe(e))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.inner.routing.note_write();
         // Unprepared SQL goes out as one simple-query exchange, which is safe behind PgBouncer
         // without a transaction of its own (and may be VACUUM, which refuses one); only what
         // transaction pooling cannot support is refused.
@@ -385,45 +434,41 @@ impl ConnectionTrait for Db {
         if self.is_pgbouncer() {
             crate::pool::pgbouncer::refuse(sql).map_err(|e| self.observe(e))?;
         }
-        self.inner
-            .conn
-            .execute_unprepared(sql)
+        self.guarded(self.inner.conn.execute_unprepared(sql))
             .await
             .map_err(|e| self.observe(e))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.inner.routing.note_write();
         #[cfg(feature = "postgres")]
         if let Some(pool) = self.pgbouncer_pool() {
             let timeout = self.inner.config.statement_timeout;
             let sql = stmt.sql.clone();
-            return crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
                 let result = txn.query_one(stmt).await;
                 (txn, result)
-            })
-            .await
-            .map_err(|e| self.observe(e));
+            });
+            return self.guarded(call).await.map_err(|e| self.observe(e));
         }
-        self.route(&stmt.sql)
-            .query_one_raw(stmt)
+        self.guarded(self.route(&stmt.sql).query_one_raw(stmt))
             .await
             .map_err(|e| self.observe(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.inner.routing.note_write();
         #[cfg(feature = "postgres")]
         if let Some(pool) = self.pgbouncer_pool() {
             let timeout = self.inner.config.statement_timeout;
             let sql = stmt.sql.clone();
-            return crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
                 let result = txn.query_all(stmt).await;
                 (txn, result)
-            })
-            .await
-            .map_err(|e| self.observe(e));
+            });
+            return self.guarded(call).await.map_err(|e| self.observe(e));
         }
-        self.route(&stmt.sql)
-            .query_all_raw(stmt)
+        self.guarded(self.route(&stmt.sql).query_all_raw(stmt))
             .await
             .map_err(|e| self.observe(e))
     }
@@ -476,8 +521,9 @@ impl TransactionTrait for Db {
                 }
             }
         }
-        let txn = conn
-            .begin_with_options(options)
+        self.inner.routing.note_write();
+        let txn = self
+            .guarded(conn.begin_with_options(options))
             .await
             .map_err(|e| self.observe(e))?;
         self.behind_pgbouncer(txn).await

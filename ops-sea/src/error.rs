@@ -38,6 +38,8 @@ struct Inner {
     /// `detail` so that recategorizing a driver error never shows the driver's text.
     message: Option<String>,
     context: Option<ErrorContext>,
+    /// Set on calls refused by an open circuit breaker: the cooldown still to run.
+    retry_after: Option<std::time::Duration>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -52,6 +54,7 @@ impl OpsError {
                 detail: detail.into(),
                 message: None,
                 context: None,
+                retry_after: None,
                 source: None,
             }),
         }
@@ -71,6 +74,7 @@ impl OpsError {
                 detail,
                 message: None,
                 context: None,
+                retry_after: None,
                 source: Some(Box::new(source)),
             }),
         }
@@ -159,6 +163,19 @@ impl OpsError {
             self.inner.message = None;
         }
         self
+    }
+
+    /// Says how long until another attempt can succeed (a circuit breaker's remaining cooldown).
+    pub fn with_retry_after(mut self, remaining: std::time::Duration) -> Self {
+        self.inner.retry_after = Some(remaining);
+        self
+    }
+
+    /// How long until another attempt can succeed, when known: set on calls refused by an open
+    /// circuit breaker. `#[db_retry]` waits for it within its deadline; axum answers it as
+    /// `Retry-After`.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.inner.retry_after
     }
 
     /// Attaches a source error.
@@ -257,12 +274,20 @@ impl Categorize for OpsError {
     fn code(&self) -> Option<&str> {
         self.inner.code.as_deref()
     }
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        self.inner.retry_after
+    }
 }
 
 impl From<DbErr> for OpsError {
     fn from(err: DbErr) -> Self {
         let classification = crate::classify::classify(&err);
-        OpsError::from_classified(classification, err)
+        let retry_after = crate::pool::rejection(&err).map(|r| r.retry_after);
+        let err = OpsError::from_classified(classification, err);
+        match retry_after {
+            Some(remaining) => err.with_retry_after(remaining),
+            None => err,
+        }
     }
 }
 

@@ -14,7 +14,14 @@ const MAX_HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 impl Db {
     /// Counts by category and code, retries attempted and succeeded, and the recent errors.
     pub fn error_stats(&self) -> ErrorStats {
-        self.inner.errors.snapshot()
+        let mut stats = self.inner.errors.snapshot();
+        stats.breaker = self
+            .inner
+            .routing
+            .primary_breaker
+            .as_ref()
+            .map(crate::pool::PoolBreaker::status);
+        stats
     }
 
     /// Registers a hook called once for every error that needs a person: the database
@@ -44,7 +51,16 @@ impl Db {
             max: state.max,
             min: state.min,
         };
+        let replicas = self.inner.routing.health(timeout).await;
+        let breaker = self
+            .inner
+            .routing
+            .primary_breaker
+            .as_ref()
+            .map(crate::pool::PoolBreaker::status);
         let inputs = HealthInputs::new(ping, pool, self.inner.tracker.stats())
+            .breaker(breaker)
+            .replicas(replicas)
             .recent_critical(self.inner.errors.recent_critical())
             .thresholds(thresholds)
             .at(SystemTime::now());

@@ -25,6 +25,7 @@ mod macro_support;
 mod maintenance;
 mod managed;
 mod pool;
+mod reader;
 pub mod repo;
 mod session;
 #[cfg(feature = "sqlite")]
@@ -38,7 +39,8 @@ pub use executor::Executor;
 pub use maintenance::{MaintenanceConfig, MaintenanceHandle, OptimizeReport};
 pub use managed::{SessionSource, run_managed};
 pub use ops_core::config::{DbConfig, PgBouncerMode, SslMode};
-pub use ops_core::health::{HealthReport, HealthStatus, PoolStatus};
+pub use ops_core::breaker::{BreakerState, BreakerStatus};
+pub use ops_core::health::{HealthReport, HealthStatus, PoolStatus, ReplicaHealth};
 pub use ops_core::page::{Page, PageRequest, Sort, SortDirection};
 pub use ops_core::stats::{CriticalEvent, CriticalKind, ErrorStats};
 pub use ops_core::tracker::SessionStats;
@@ -50,6 +52,7 @@ pub use ops_core::{RetryPolicy, retry};
 pub use ops_derive::Ops;
 pub use ops_derive::{db_retry, managed_session, test};
 pub use pool::PoolState;
+pub use reader::Reader;
 pub use repo::Repository;
 pub use session::Session;
 

@@ -198,7 +198,7 @@ where
             let policy = with_recorder(policy, session.db().map(crate::Db::error_recorder));
             ops_core::retry(&policy, op).await
         }
-        Source::Db(db) => {
+        Source::Db(db) | Source::Reader(db) => {
             let policy = with_recorder(policy, Some(db.error_recorder()));
             ops_core::retry(&policy, op).await
         }

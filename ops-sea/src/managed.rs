@@ -35,6 +35,8 @@ pub trait SessionSource: Send + Sync {
 #[derive(Debug, Clone, Copy)]
 pub enum Source<'a> {
     Db(&'a Db),
+    /// `db.reader()`: the session is opened read-only, so it runs on a replica when one is usable.
+    Reader(&'a Db),
     Session(&'a Session),
     Connection(&'a DatabaseConnection),
 }
@@ -127,7 +129,7 @@ impl Db {
 /// the same runner serves multi-threaded services and single-threaded code.
 pub async fn run_managed<S, T, E, F, Fut>(
     source: &S,
-    options: SessionOptions,
+    mut options: SessionOptions,
     origin: &'static Location<'static>,
     work: F,
 ) -> Result<T, E>
@@ -141,7 +143,12 @@ where
     let deadline = options
         .timeout
         .map(|limit| tokio::time::Instant::now() + limit);
-    let session = match (source.__source(), options.propagation) {
+    let source = source.__source();
+    if let Source::Reader(_) = source {
+        // A session taken from a reader is a read: read-only, so it can run on a replica.
+        options.read_only = true;
+    }
+    let session = match (source, options.propagation) {
         (Source::Session(current), Propagation::Required) => {
             // Joined: the outer owner commits or rolls back; the work's error reaches it.
             return bounded(&options, current, work(current.clone())).await;
@@ -174,7 +181,7 @@ where
                 )));
             }
         },
-        (Source::Db(db), _) => begin_within(
+        (Source::Db(db) | Source::Reader(db), _) => begin_within(
             &options,
             deadline,
             Some(db),
@@ -386,7 +393,7 @@ fn timeout_error(session: &Session, limit: Duration) -> OpsError {
 /// `statement_timeout` that stops it server-side; SQLite runs in-process.
 async fn stop_running_statement(session: &Session) {
     if let (Some(db), Some(id)) = (session.db(), session.mysql_connection_id()) {
-        crate::session::kill_mysql_query(db, id, ROLLBACK_GRACE).await;
+        crate::session::kill_mysql_query(db, session.target(), id, ROLLBACK_GRACE).await;
     }
 }
 

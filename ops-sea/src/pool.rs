@@ -31,6 +31,12 @@ pub(crate) mod sqlite;
 
 #[cfg(feature = "postgres")]
 pub(crate) mod pgbouncer;
+mod breaker;
+mod routing;
+
+pub(crate) use breaker::{PoolBreaker, guarded, rejection};
+pub(crate) use routing::{ReadCall, ReadOutput, Routing, Target};
+pub(crate) use routing::{first_check, spawn_monitor};
 
 /// What a pool reports about itself, for health reports and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -493,6 +499,9 @@ mod reset {
     ) -> Result<bool, sqlx::Error> {
         let mut handle = conn.lock_handle().await?;
         let raw = handle.as_raw_handle();
+        // A read-only session sets `query_only`; one that never reached its end (cancelled,
+        // dropped) would leave it set for the next borrower. Clearing it costs no round trip.
+        crate::sqlite_ffi::clear_query_only(raw);
         Ok(crate::sqlite_ffi::in_transaction(raw))
     }
 

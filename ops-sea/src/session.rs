@@ -15,6 +15,7 @@ use sea_orm::{
     ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
 };
 
+use crate::pool::Target;
 use crate::txn::SessionTxn;
 use crate::{Db, OpsError};
 
@@ -45,6 +46,10 @@ struct SessionInner {
     mysql_connection_id: Option<u64>,
     /// Whether this session (or the one it is nested in) holds the one writer of a SQLite `Db`.
     sqlite_writer: bool,
+    /// The server the session runs on: a read-only session may run on a replica.
+    target: Target,
+    /// Opened read-only.
+    read_only: bool,
     name: Cow<'static, str>,
     origin: &'static Location<'static>,
 }
@@ -91,16 +96,23 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
-        #[cfg(feature = "sqlite")]
-        if let Some(mode) = db.inner.pool.sqlite_begin(options.read_only) {
-            let conn = match (&mode, &db.inner.readers) {
-                (crate::pool::sqlite::SqliteBegin::Reader, Some(readers)) => readers,
-                _ => &db.inner.conn,
-            };
-            let sqlite = SqliteMode::Pool(mode);
-            return Session::open(conn, Some(db), options, origin, sqlite).await;
+        let fail = |err: DbErr| db.record(OpsError::from(db.refine(err)));
+        // Read-only sessions go to a usable replica, when there is one; the rest to the primary.
+        if options.read_only && db.routing().has_replicas() {
+            let (txn, target) = db
+                .routing()
+                .begin_read_only(db, options)
+                .await
+                .map_err(fail)?;
+            return Session::finish_open(txn, Some(db), options, origin, target, false).await;
         }
-        Session::open(&db.inner.conn, Some(db), options, origin, SqliteMode::Plain).await
+        let (txn, sqlite_writer) = crate::pool::guarded(
+            db.routing().primary_breaker.as_ref(),
+            begin_on_primary(db, options),
+        )
+        .await
+        .map_err(fail)?;
+        Session::finish_open(txn, Some(db), options, origin, Target::Primary, sqlite_writer).await
     }
 
     /// Begins an untracked session on a plain SeaORM connection.
@@ -109,42 +121,33 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
-        Session::open(conn, None, options, origin, SqliteMode::Plain).await
+        let txn = begin_txn(conn, options, SqliteMode::Plain)
+            .await
+            .map_err(OpsError::from)?;
+        Session::finish_open(
+            SessionTxn::Sea(txn),
+            None,
+            options,
+            origin,
+            Target::Primary,
+            false,
+        )
+        .await
     }
 
-    /// Begins a session on `conn`; with a `Db`, its errors are refined and recorded there and the
-    /// session is tracked.
-    async fn open(
-        conn: &DatabaseConnection,
+    /// Completes a session whose transaction began: arranges its timeout and tracks it.
+    async fn finish_open(
+        txn: SessionTxn,
         db: Option<&Db>,
         options: &SessionOptions,
         origin: &'static Location<'static>,
-        sqlite: SqliteMode,
+        target: Target,
+        sqlite_writer: bool,
     ) -> Result<Session, OpsError> {
         let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
         let fail = |err: DbErr| match db {
             Some(db) => db.record(OpsError::from(db.refine(err))),
             None => OpsError::from(err),
-        };
-        let sqlite_writer = sqlite.is_writer();
-        #[cfg(feature = "postgres")]
-        let bouncer = db.and_then(Db::pgbouncer_pool);
-        #[cfg(not(feature = "postgres"))]
-        let bouncer: Option<()> = None;
-        let txn = match bouncer {
-            #[cfg(feature = "postgres")]
-            Some(pool) => {
-                let begin = crate::pool::pgbouncer::begin_sql(
-                    options.isolation.map(isolation_sql),
-                    options.read_only,
-                    db.and_then(|db| db.config().statement_timeout),
-                );
-                crate::pool::pgbouncer::Txn::begin(pool, begin)
-                    .await
-                    .map(SessionTxn::Bouncer)
-                    .map_err(fail)?
-            }
-            _ => SessionTxn::Sea(begin_txn(conn, options, sqlite).await.map_err(fail)?),
         };
         let mysql_connection_id = prepare_timeout(&txn, options).await.map_err(fail)?;
         // Tracked once the transaction exists: a session that never began (pool exhausted,
@@ -159,8 +162,10 @@ impl Session {
             name,
             origin,
         );
-        if sqlite_writer && let Some(inner) = Arc::get_mut(&mut session.inner) {
-            inner.sqlite_writer = true;
+        if let Some(inner) = Arc::get_mut(&mut session.inner) {
+            inner.sqlite_writer = sqlite_writer;
+            inner.target = target;
+            inner.read_only = options.read_only;
         }
         Ok(session)
     }
@@ -175,6 +180,9 @@ impl Session {
         origin: &'static Location<'static>,
     ) -> Session {
         let sqlite_writer = parent.as_ref().is_some_and(Session::holds_sqlite_writer);
+        let (target, read_only) = parent
+            .as_ref()
+            .map_or((Target::Primary, false), |p| (p.inner.target, p.inner.read_only));
         Session {
             inner: Arc::new(SessionInner {
                 txn: Some(txn),
@@ -184,6 +192,8 @@ impl Session {
                 managed: AtomicBool::new(false),
                 mysql_connection_id,
                 sqlite_writer,
+                target,
+                read_only,
                 name,
                 origin,
             }),
@@ -212,7 +222,11 @@ impl Session {
     /// Commits. A connection lost while the COMMIT was in flight gives `CommitUnknown`: the work
     /// may or may not be committed, and only the caller can find out which.
     pub async fn commit(self) -> Result<(), OpsError> {
+        let read_only = self.inner.read_only;
         let (txn, ticket, db) = self.take("commit")?;
+        if !read_only && let Some(db) = &db {
+            db.routing().note_write();
+        }
         // If this future is dropped while the COMMIT is in flight, the guard counts the session
         // as rolled back: SeaORM queues a ROLLBACK, which is a no-op if the COMMIT got through.
         // It is a cancellation, not a leak, so it must not count as dropped unfinished.
@@ -323,6 +337,21 @@ impl Session {
         self.inner.mysql_connection_id
     }
 
+    /// Whether the session runs on a read replica (a read-only session routed away from the
+    /// primary).
+    pub fn is_on_replica(&self) -> bool {
+        matches!(self.inner.target, Target::Replica(_))
+    }
+
+    /// Whether the session was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    pub(crate) fn target(&self) -> Target {
+        self.inner.target
+    }
+
     fn txn(&self) -> Result<&SessionTxn, DbErr> {
         self.inner
             .txn
@@ -370,7 +399,7 @@ impl Drop for CommitGuard {
 }
 
 /// How a session begins on SQLite.
-enum SqliteMode {
+pub(crate) enum SqliteMode {
     /// A connection ops does not own (or another backend): a write session begins with
     /// `BEGIN IMMEDIATE`, a read-only one with a plain `BEGIN`, and `query_only` is left alone,
     /// because nothing would turn it off again before the pool hands the connection out.
@@ -401,7 +430,39 @@ fn isolation_sql(isolation: ops_core::Isolation) -> &'static str {
     }
 }
 
-async fn begin_txn(
+/// Begins a session's transaction on the primary, the way its pools need: on SQLite on the
+/// writer (`BEGIN IMMEDIATE`) or a reader, behind PgBouncer as ops's own transaction of unnamed
+/// statements, elsewhere as SeaORM's. Returns whether it holds SQLite's one writer.
+pub(crate) async fn begin_on_primary(
+    db: &Db,
+    options: &SessionOptions,
+) -> Result<(SessionTxn, bool), DbErr> {
+    #[cfg(feature = "sqlite")]
+    if let Some(mode) = db.inner.pool.sqlite_begin(options.read_only) {
+        let conn = match (&mode, &db.inner.readers) {
+            (crate::pool::sqlite::SqliteBegin::Reader, Some(readers)) => readers,
+            _ => &db.inner.conn,
+        };
+        let sqlite = SqliteMode::Pool(mode);
+        let writer = sqlite.is_writer();
+        let txn = begin_txn(conn, options, sqlite).await?;
+        return Ok((SessionTxn::Sea(txn), writer));
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(pool) = db.pgbouncer_pool() {
+        let begin = crate::pool::pgbouncer::begin_sql(
+            options.isolation.map(isolation_sql),
+            options.read_only,
+            db.config().statement_timeout,
+        );
+        let txn = crate::pool::pgbouncer::Txn::begin(pool, begin).await?;
+        return Ok((SessionTxn::Bouncer(txn), false));
+    }
+    let txn = begin_txn(&db.inner.conn, options, SqliteMode::Plain).await?;
+    Ok((SessionTxn::Sea(txn), false))
+}
+
+pub(crate) async fn begin_txn(
     conn: &DatabaseConnection,
     options: &SessionOptions,
     sqlite: SqliteMode,
@@ -485,9 +546,15 @@ async fn prepare_timeout(txn: &SessionTxn, options: &SessionOptions) -> Result<O
 }
 
 /// Stops the statement a timed-out MySQL/MariaDB session is running, from another connection.
-pub(crate) async fn kill_mysql_query(db: &Db, connection_id: u64, grace: Duration) {
+pub(crate) async fn kill_mysql_query(
+    db: &Db,
+    target: Target,
+    connection_id: u64,
+    grace: Duration,
+) {
     let sql = format!("KILL QUERY {connection_id}");
-    match tokio::time::timeout(grace, db.inner.conn.execute_unprepared(&sql)).await {
+    let conn = db.routing().connection(db, target);
+    match tokio::time::timeout(grace, conn.execute_unprepared(&sql)).await {
         Ok(Ok(_)) => {}
         Ok(Err(err)) => tracing::debug!(%err, "could not kill the timed-out session's query"),
         Err(_) => tracing::debug!("no connection to kill the timed-out session's query"),
