@@ -211,8 +211,6 @@ async fn open_breaker_fails_fast_and_closes_when_the_database_is_back() {
         BreakerState::Closed
     );
 
-    // ...and with a deadline that covers the cooldown, a retried call waits for the probe.
-    drop(proxy);
     // Nothing leaked: every connection came back, no session is open, and the server sees no
     // more connections than the two pools may hold.
     bounded("connections return", STEP_TIMEOUT, async {
@@ -231,6 +229,7 @@ async fn open_breaker_fails_fast_and_closes_when_the_database_is_back() {
 
     with.close().await;
     without.close().await;
+    drop(proxy);
     drop(admin);
     t.cleanup().await;
 }
