@@ -365,7 +365,10 @@ impl HealthReport {
             .iter()
             .filter(|r| r.status == HealthStatus::Healthy)
             .count();
-        for replica in replicas.iter().filter(|r| r.status != HealthStatus::Healthy) {
+        for replica in replicas
+            .iter()
+            .filter(|r| r.status != HealthStatus::Healthy)
+        {
             finding(
                 HealthStatus::Degraded,
                 format!(
@@ -373,7 +376,11 @@ impl HealthReport {
                     replica.name,
                     replica.status,
                     replica.reason.as_deref().unwrap_or("skipped"),
-                    if serving > 0 { "the other replicas" } else { "the primary" }
+                    if serving > 0 {
+                        "the other replicas"
+                    } else {
+                        "the primary"
+                    }
                 ),
             );
         }

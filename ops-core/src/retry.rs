@@ -174,6 +174,11 @@ impl RetryPolicy {
     /// An overall time limit, counted from the start of the first attempt: no attempt starts and no
     /// delay is waited past it; the loop gives up instead. It does not cancel an attempt already
     /// running; bound those with a session or statement timeout.
+    ///
+    /// It also decides what happens when an open circuit breaker refuses an attempt (the error's
+    /// [`Categorize::retry_after`] is set): the loop waits out the breaker's cooldown when the
+    /// deadline leaves room for it, and gives up at once otherwise. Without a deadline it never
+    /// waits for a breaker: failing fast is what the breaker is for.
     #[must_use]
     pub const fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
@@ -540,6 +545,62 @@ mod tests {
         // A zero maximum waits not at all.
         let policy = RetryPolicy::new().max(Duration::ZERO);
         assert_eq!(policy.delay(3), Duration::ZERO);
+    }
+
+    /// An error refused by an open breaker with this much cooldown left.
+    #[derive(Debug)]
+    struct Refused(Duration);
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("circuit breaker open")
+        }
+    }
+
+    impl Categorize for Refused {
+        fn category(&self) -> ErrorCategory {
+            ErrorCategory::Unavailable
+        }
+        fn retry_after(&self) -> Option<Duration> {
+            Some(self.0)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_is_waited_for_only_within_the_deadline() {
+        let calls = std::cell::Cell::new(0);
+        let op = |attempt: u32| {
+            calls.set(calls.get() + 1);
+            async move {
+                if attempt == 1 {
+                    Err(Refused(Duration::from_secs(2)))
+                } else {
+                    Ok(attempt)
+                }
+            }
+        };
+        // No deadline: give up at once, no spinning.
+        let started = Instant::now();
+        assert!(retry(&RetryPolicy::new(), op).await.is_err());
+        assert_eq!(calls.get(), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // A deadline too short for the cooldown: the same.
+        calls.set(0);
+        let short = RetryPolicy::new().deadline(Duration::from_secs(1));
+        assert!(retry(&short, op).await.is_err());
+        assert_eq!(calls.get(), 1);
+        // A deadline with room: wait out the cooldown, then the next attempt goes through.
+        calls.set(0);
+        let started = Instant::now();
+        let long = RetryPolicy::new().deadline(Duration::from_secs(5));
+        assert_eq!(retry(&long, op).await.ok(), Some(2));
+        assert_eq!(calls.get(), 2);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(2), "{waited:?}");
+        assert!(
+            waited <= Duration::from_millis(2000 + BREAKER_JITTER_MS),
+            "{waited:?}"
+        );
     }
 
     #[test]

@@ -42,7 +42,18 @@ impl Db {
     /// `health` with explicit thresholds.
     pub async fn health_with(&self, thresholds: HealthThresholds) -> HealthReport {
         let timeout = self.inner.config.connect_timeout.min(MAX_HEALTH_TIMEOUT);
-        let ping = self.inner.pool.ping(timeout).await;
+        let (ping, replicas) = tokio::join!(
+            self.inner.pool.ping(timeout),
+            self.inner.routing.health(timeout)
+        );
+        // An open breaker whose cooldown is over takes a health check as its probe: with no
+        // traffic, nothing else would ever close it.
+        if let Some(breaker) = &self.inner.routing.primary_breaker
+            && breaker.status().state != ops_core::breaker::BreakerState::Closed
+            && let Some(probe) = breaker.admit_check()
+        {
+            breaker.settle_check(probe, matches!(ping, ops_core::health::PingResult::Ok(_)));
+        }
         let state = self.inner.pool.state();
         let pool = PoolStatus {
             size: state.size,
@@ -51,7 +62,6 @@ impl Db {
             max: state.max,
             min: state.min,
         };
-        let replicas = self.inner.routing.health(timeout).await;
         let breaker = self
             .inner
             .routing

@@ -546,12 +546,7 @@ async fn prepare_timeout(txn: &SessionTxn, options: &SessionOptions) -> Result<O
 }
 
 /// Stops the statement a timed-out MySQL/MariaDB session is running, from another connection.
-pub(crate) async fn kill_mysql_query(
-    db: &Db,
-    target: Target,
-    connection_id: u64,
-    grace: Duration,
-) {
+pub(crate) async fn kill_mysql_query(db: &Db, target: Target, connection_id: u64, grace: Duration) {
     let sql = format!("KILL QUERY {connection_id}");
     let conn = db.routing().connection(db, target);
     match tokio::time::timeout(grace, conn.execute_unprepared(&sql)).await {

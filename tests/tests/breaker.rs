@@ -34,7 +34,10 @@ async fn request(db: &Db) -> (Duration, Result<i64, OpsError>) {
         ))
         .await
         .map_err(OpsError::from)
-        .map(|row| row.and_then(|r| r.try_get_by_index::<i64>(0).ok()).unwrap_or(-1));
+        .map(|row| {
+            row.and_then(|r| r.try_get_by_index::<i64>(0).ok())
+                .unwrap_or(-1)
+        });
     (started.elapsed(), result)
 }
 
@@ -140,7 +143,9 @@ async fn open_breaker_fails_fast_and_closes_when_the_database_is_back() {
     for (latency, result) in wave(&with).await {
         let err = result.expect_err("the breaker is open");
         assert_eq!(err.category(), ErrorCategory::Unavailable, "{err}");
-        let remaining = err.retry_after().expect("a refused call carries the cooldown");
+        let remaining = err
+            .retry_after()
+            .expect("a refused call carries the cooldown");
         assert!(remaining <= COOLDOWN, "{remaining:?}");
         fast.push(latency);
     }
@@ -150,7 +155,10 @@ async fn open_breaker_fails_fast_and_closes_when_the_database_is_back() {
         "breaker ({REQUESTS} concurrent requests, pool_timeout {POOL_TIMEOUT:?}): without it p50 \
          {slow_p50:?} p99 {slow_p99:?}; with it open p50 {fast_p50:?} p99 {fast_p99:?}"
     ));
-    assert!(slow_p50 >= POOL_TIMEOUT / 2, "without a breaker calls wait: {slow_p50:?}");
+    assert!(
+        slow_p50 >= POOL_TIMEOUT / 2,
+        "without a breaker calls wait: {slow_p50:?}"
+    );
     assert!(fast_p99 <= Duration::from_millis(10), "p99 {fast_p99:?}");
 
     // The axum answer says when to come back: the remaining cooldown, rounded up.
@@ -165,7 +173,10 @@ async fn open_breaker_fails_fast_and_closes_when_the_database_is_back() {
             .unwrap()
             .parse()
             .unwrap();
-        assert_eq!(header, remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0));
+        assert_eq!(
+            header,
+            remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0)
+        );
         assert!(header <= COOLDOWN.as_secs().max(1));
     }
 
@@ -221,7 +232,10 @@ async fn open_breaker_fails_fast_and_closes_when_the_database_is_back() {
     .await;
     assert_eq!(with.session_stats().active, 0);
     let on_server = server_connections(&admin, &t.name).await;
-    assert!(on_server <= 10, "{on_server} server connections for two pools of 5");
+    assert!(
+        on_server <= 10,
+        "{on_server} server connections for two pools of 5"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let kinds = events.lock().unwrap().clone();
     assert!(kinds.contains(&CriticalKind::BreakerOpened), "{kinds:?}");
@@ -251,7 +265,9 @@ async fn count_items(db: &Db) -> Result<i64, OpsError> {
             "SELECT COUNT(*) FROM items",
         ))
         .await?;
-    Ok(row.and_then(|r| r.try_get_by_index::<i64>(0).ok()).unwrap_or(-1))
+    Ok(row
+        .and_then(|r| r.try_get_by_index::<i64>(0).ok())
+        .unwrap_or(-1))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +305,10 @@ async fn db_retry_with_a_deadline_waits_for_the_breaker() {
     let waited = started.elapsed();
     report(&format!("db_retry waited {waited:?} for a 1.5s breaker"));
     assert!(waited <= Duration::from_millis(1500) + Duration::from_secs(2));
-    assert_eq!(db.error_stats().breaker.unwrap().state, BreakerState::Closed);
+    assert_eq!(
+        db.error_stats().breaker.unwrap().state,
+        BreakerState::Closed
+    );
     db.close().await;
     drop(admin);
     t.cleanup().await;
@@ -310,7 +329,9 @@ async fn statement_errors_never_open_the_breaker() {
             .await
             .expect_err("a programming error");
         assert_eq!(OpsError::from(err).category(), ErrorCategory::Programming);
-        let dup = db.execute_unprepared("INSERT INTO items (id, name) VALUES (1, 'a')").await;
+        let dup = db
+            .execute_unprepared("INSERT INTO items (id, name) VALUES (1, 'a')")
+            .await;
         let _ = dup;
     }
     let stats = db.error_stats();

@@ -89,7 +89,9 @@ async fn reader_and_read_only_sessions_refuse_writes_without_replicas() {
 
     // Reads through the reader work with every repository function and raw SeaORM.
     let reader = db.reader();
-    let got = item::Ops::get(&reader, 1).await.expect("get through the reader");
+    let got = item::Ops::get(&reader, 1)
+        .await
+        .expect("get through the reader");
     assert_eq!(got.name.as_deref(), Some("one"));
     assert_eq!(count(&reader, "items").await, 1);
     // A managed function called with the reader runs in a read-only session.
@@ -106,15 +108,21 @@ async fn reader_and_read_only_sessions_refuse_writes_without_replicas() {
         ),
         "{err}"
     );
-    let err = write_in_read_only(&db, 3).await.expect_err("read-only session");
+    let err = write_in_read_only(&db, 3)
+        .await
+        .expect_err("read-only session");
     report(&format!("write through a read-only session: {err}"));
-    let err = write_in_read_only(&reader, 4).await.expect_err("reader session");
+    let err = write_in_read_only(&reader, 4)
+        .await
+        .expect_err("reader session");
     assert!(!err.is_retryable(), "{err}");
     assert_eq!(count(&db, "items").await, 1, "no write landed");
 
     // The connection is clean afterwards: writes on the Db still work.
     for id in 10..20 {
-        insert_item(&db, id, "later").await.expect("write after a refused one");
+        insert_item(&db, id, "later")
+            .await
+            .expect("write after a refused one");
     }
     assert_eq!(count(&db, "items").await, 11);
     db.close().await;
@@ -200,7 +208,12 @@ async fn an_unreachable_replica_is_skipped_reported_and_replica_only_fails() {
     assert_eq!(err.category(), ErrorCategory::Unavailable, "{err}");
 
     let health = bounded("health", STEP_TIMEOUT, db.health()).await;
-    assert_eq!(health.status, HealthStatus::Degraded, "{:?}", health.reasons);
+    assert_eq!(
+        health.status,
+        HealthStatus::Degraded,
+        "{:?}",
+        health.reasons
+    );
     assert_eq!(health.replicas[0].status, HealthStatus::Unhealthy);
     assert_eq!(
         health.breaker.as_ref().expect("on").state,
@@ -266,7 +279,11 @@ async fn a_replica_cut_off_mid_load_loses_no_read_and_opens_its_own_breaker() {
         loop {
             let health = db.health().await;
             let replica = &health.replicas[0];
-            if replica.breaker.as_ref().is_some_and(|b| b.state != BreakerState::Closed) {
+            if replica
+                .breaker
+                .as_ref()
+                .is_some_and(|b| b.state != BreakerState::Closed)
+            {
                 return health;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -315,7 +332,10 @@ async fn replica_settings_are_read_and_checked() {
     assert_eq!(config.replica_urls.len(), 2);
     assert_eq!(config.replica_max_lag, Duration::from_secs(2));
     let breaker = config.breaker().expect("on");
-    assert_eq!((breaker.failures, breaker.cooldown), (3, Duration::from_secs(10)));
+    assert_eq!(
+        (breaker.failures, breaker.cooldown),
+        (3, Duration::from_secs(10))
+    );
     assert!(!config.to_string().contains("pw"));
 
     let err = lookup(&[
@@ -401,30 +421,36 @@ impl Drop for ReplicaGuard {
 
 /// Waits until the replica has replayed the test database and its `items` table.
 async fn wait_for_replay(replica_url: &str) {
-    bounded("the test database reaches the replica", STEP_TIMEOUT, async {
-        loop {
-            if let Ok(conn) = sea_orm::Database::connect(replica_url).await {
-                let ok = conn
-                    .query_one_raw(Statement::from_string(
-                        DbBackend::Postgres,
-                        "SELECT COUNT(*) FROM items",
-                    ))
-                    .await
-                    .is_ok();
-                let _ = conn.close().await;
-                if ok {
-                    return;
+    bounded(
+        "the test database reaches the replica",
+        STEP_TIMEOUT,
+        async {
+            loop {
+                if let Ok(conn) = sea_orm::Database::connect(replica_url).await {
+                    let ok = conn
+                        .query_one_raw(Statement::from_string(
+                            DbBackend::Postgres,
+                            "SELECT COUNT(*) FROM items",
+                        ))
+                        .await
+                        .is_ok();
+                    let _ = conn.close().await;
+                    if ok {
+                        return;
+                    }
                 }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
+        },
+    )
     .await;
 }
 
 /// On the replica directly: pause or resume replay.
 async fn replay(replica_url: &str, pause: bool) {
-    let conn = sea_orm::Database::connect(replica_url).await.expect("replica");
+    let conn = sea_orm::Database::connect(replica_url)
+        .await
+        .expect("replica");
     let sql = if pause {
         "SELECT pg_wal_replay_pause()"
     } else {
@@ -472,11 +498,19 @@ async fn streaming_replica() {
         .expect("connect");
 
     // Read-only sessions and reader reads run where pg_is_in_recovery() is true; writes never do.
-    assert!(where_read_only(&db).await.expect("read-only"), "read-only session on the replica");
-    assert!(!where_read_write(&db).await.expect("read-write"), "read-write on the primary");
+    assert!(
+        where_read_only(&db).await.expect("read-only"),
+        "read-only session on the replica"
+    );
+    assert!(
+        !where_read_write(&db).await.expect("read-write"),
+        "read-write on the primary"
+    );
     assert!(in_recovery(&db.reader()).await.expect("reader"));
     assert!(!in_recovery(&db).await.expect("db"));
-    let got = item::Ops::get(&db.reader(), 1).await.expect("repository read on the replica");
+    let got = item::Ops::get(&db.reader(), 1)
+        .await
+        .expect("repository read on the replica");
     assert_eq!(got.name.as_deref(), Some("one"));
     // A read-only function joined from a read-write session stays on the primary, and sees the
     // session's own write (read-your-writes).
@@ -489,7 +523,9 @@ async fn streaming_replica() {
 
     // A write through a read-only session is a clear error, not a primary write.
     let err = write_in_read_only(&db, 3).await.expect_err("read-only");
-    report(&format!("write in a read-only session on the replica: {err}"));
+    report(&format!(
+        "write in a read-only session on the replica: {err}"
+    ));
     assert_eq!(err.category(), ErrorCategory::Programming, "{err}");
     assert_eq!(err.code(), Some("25006"));
     let err = OpsError::from(insert_item(&db.reader(), 4, "x").await.expect_err("reader"));
@@ -504,7 +540,9 @@ async fn streaming_replica() {
     let moved = bounded("reads move to the primary", STEP_TIMEOUT, async {
         let mut id = 100;
         loop {
-            insert_item(&admin, id, "lag").await.expect("write on the primary");
+            insert_item(&admin, id, "lag")
+                .await
+                .expect("write on the primary");
             id += 1;
             if !in_recovery(&db.reader()).await.expect("reader") {
                 return paused.elapsed();
@@ -522,7 +560,10 @@ async fn streaming_replica() {
     ));
     assert_eq!(replica.status, HealthStatus::Degraded, "{replica:?}");
     assert!(replica.lag.is_some_and(|lag| lag > max_lag), "{replica:?}");
-    assert!(!where_read_only(&db).await.expect("read-only"), "lagging: the primary");
+    assert!(
+        !where_read_only(&db).await.expect("read-only"),
+        "lagging: the primary"
+    );
     // A lagging replica makes no read fail, and the fallback still refuses writes.
     assert!(write_in_read_only(&db, 5).await.is_err());
 
@@ -534,7 +575,10 @@ async fn streaming_replica() {
         }
     })
     .await;
-    report(&format!("replay resumed: reads back on the replica after {:?}", resumed.elapsed()));
+    report(&format!(
+        "replay resumed: reads back on the replica after {:?}",
+        resumed.elapsed()
+    ));
     assert!(where_read_only(&db).await.expect("read-only"));
 
     // The replica stopped mid-load: no read is lost, the report shows it unhealthy, and it
@@ -572,8 +616,17 @@ async fn streaming_replica() {
         on_replica.load(Ordering::Relaxed)
     ));
     let health = bounded("health", STEP_TIMEOUT, db.health()).await;
-    assert_eq!(health.replicas[0].status, HealthStatus::Unhealthy, "{health:?}");
-    assert_eq!(health.status, HealthStatus::Degraded, "{:?}", health.reasons);
+    assert_eq!(
+        health.replicas[0].status,
+        HealthStatus::Unhealthy,
+        "{health:?}"
+    );
+    assert_eq!(
+        health.status,
+        HealthStatus::Degraded,
+        "{:?}",
+        health.reasons
+    );
     assert!(!where_read_only(&db).await.expect("falls back"));
     run_script("up").unwrap_or_else(|e| panic!("{e}"));
     bounded("the replica serves again", STEP_TIMEOUT, async {

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ops_core::breaker::{Admission, BreakerConfig, BreakerStatus, CircuitBreaker, Probe, Transition};
+use ops_core::breaker::{
+    Admission, BreakerConfig, BreakerStatus, CircuitBreaker, Probe, Transition,
+};
 use ops_core::stats::{CriticalKind, ErrorStatsRecorder};
 use ops_core::{ErrorCategory, RetryReason};
 use sea_orm::error::ConnAcquireErr;
@@ -145,8 +147,8 @@ impl PoolBreaker {
         let now = Instant::now();
         let transition = match verdict {
             Verdict::Reached => {
-                let millis = u64::try_from(now.duration_since(self.epoch).as_millis())
-                    .unwrap_or(u64::MAX);
+                let millis =
+                    u64::try_from(now.duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX);
                 // One store per millisecond at most keeps the hot path off a contended line.
                 if self.last_progress.load(Ordering::Relaxed) < millis {
                     self.last_progress.store(millis, Ordering::Relaxed);
@@ -196,7 +198,9 @@ impl PoolBreaker {
                 // The call waited the whole pool timeout; did anything else get through meanwhile?
                 let waited_since = Instant::now()
                     .checked_sub(self.pool_timeout)
-                    .map_or(0, |since| since.saturating_duration_since(self.epoch).as_millis());
+                    .map_or(0, |since| {
+                        since.saturating_duration_since(self.epoch).as_millis()
+                    });
                 if u128::from(self.last_progress.load(Ordering::Relaxed)) < waited_since {
                     Verdict::ConnectionFailure
                 } else {
@@ -204,7 +208,9 @@ impl PoolBreaker {
                 }
             }
             DbErr::ConnectionAcquire(_) => Verdict::Nothing,
-            DbErr::Conn(RuntimeErr::SqlxError(sqlx)) if matches!(**sqlx, sqlx::Error::PoolClosed) => {
+            DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+                if matches!(**sqlx, sqlx::Error::PoolClosed) =>
+            {
                 Verdict::Nothing
             }
             DbErr::Conn(_) => match crate::classify::classify(err).category {

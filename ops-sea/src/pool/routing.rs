@@ -154,7 +154,10 @@ fn on_replica_error(err: &DbErr) -> OnReplicaError {
 
 impl Routing {
     /// The routing of `config`: the primary's breaker and one pool per replica URL.
-    pub(crate) fn build(config: &DbConfig, db_errors: &ops_core::stats::ErrorStatsRecorder) -> Result<Routing, OpsError> {
+    pub(crate) fn build(
+        config: &DbConfig,
+        db_errors: &ops_core::stats::ErrorStatsRecorder,
+    ) -> Result<Routing, OpsError> {
         let breaker = config.breaker();
         let mut replicas = Vec::with_capacity(config.replica_urls.len());
         for url in &config.replica_urls {
@@ -263,7 +266,10 @@ impl Routing {
         for i in self.candidates() {
             let replica = &self.replicas[i];
             let Some(result) = replica
-                .unless_down(guarded(replica.breaker.as_ref(), call.clone().run(&replica.conn)))
+                .unless_down(guarded(
+                    replica.breaker.as_ref(),
+                    call.clone().run(&replica.conn),
+                ))
                 .await
             else {
                 continue;
@@ -504,7 +510,10 @@ impl Replica {
         if !self.up.load(Ordering::Acquire) {
             return format!(
                 "down: {}",
-                observed.problem.as_deref().unwrap_or("its last check failed")
+                observed
+                    .problem
+                    .as_deref()
+                    .unwrap_or("its last check failed")
             );
         }
         if self.lagging.load(Ordering::Acquire) {
