@@ -97,6 +97,11 @@ local all all trust
 host all all 127.0.0.1/32 trust
 EOF
   chown postgres:postgres "$REPLICA_DIR/postgresql.conf" "$REPLICA_DIR/pg_hba.conf"
+  serve
+}
+
+# Starts the server in $REPLICA_DIR and waits until it answers in recovery.
+serve() {
   as_postgres "$PG_BIN/pg_ctl" -D "$REPLICA_DIR" -l "$REPLICA_DIR/server.log" -w -t 60 start >/dev/null
   for _ in $(seq 1 60); do
     if in_recovery; then
@@ -125,16 +130,7 @@ down() {
 }
 
 up() {
-  as_postgres "$PG_BIN/pg_ctl" -D "$REPLICA_DIR" -l "$REPLICA_DIR/server.log" -w -t 60 start >/dev/null
-  for _ in $(seq 1 60); do
-    if in_recovery; then
-      echo "replica streaming on 127.0.0.1:$REPLICA_PORT"
-      return 0
-    fi
-    sleep 1
-  done
-  echo "error: the replica did not come back up" >&2
-  return 1
+  serve
 }
 
 case "${1:-}" in
