@@ -1399,6 +1399,8 @@ impl DbConfig {
             ssl_mode: url.ssl_mode().or(self.ssl_mode),
             replica_urls: Vec::new(),
             normalizations: Vec::new(),
+            // Replica sessions run SeaORM's own transactions: replicas are connected directly.
+            pgbouncer: None,
             ..self.clone()
         }
     }

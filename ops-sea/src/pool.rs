@@ -29,9 +29,9 @@ use crate::OpsError;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
+mod breaker;
 #[cfg(feature = "postgres")]
 pub(crate) mod pgbouncer;
-mod breaker;
 mod routing;
 
 pub(crate) use breaker::{PoolBreaker, guarded, rejection};
@@ -61,6 +61,7 @@ impl PoolState {
 /// Counts connections returned to the pool inside a transaction (and rolled back there).
 pub(crate) type ReturnedInTransaction = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn count_returned(returned: &ReturnedInTransaction) {
     returned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
@@ -224,7 +225,11 @@ pub(crate) fn build(config: &DbConfig, returned: &ReturnedInTransaction) -> Resu
             postgres::build(config, url, returned.clone()).map(Pool::Postgres)
         }
         #[cfg(feature = "mysql")]
-        ops_core::config::Backend::MySql => mysql::build(config, url).map(Pool::MySql),
+        ops_core::config::Backend::MySql => {
+            // MySQL's reset cannot tell whether it rolled anything back.
+            let _ = returned;
+            mysql::build(config, url).map(Pool::MySql)
+        }
         #[allow(unreachable_patterns)]
         other => Err(OpsError::configuration(format!(
             "the {other:?} backend is not compiled in: enable the `{}` feature of ops-sea",

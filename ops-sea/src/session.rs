@@ -112,7 +112,15 @@ impl Session {
         )
         .await
         .map_err(fail)?;
-        Session::finish_open(txn, Some(db), options, origin, Target::Primary, sqlite_writer).await
+        Session::finish_open(
+            txn,
+            Some(db),
+            options,
+            origin,
+            Target::Primary,
+            sqlite_writer,
+        )
+        .await
     }
 
     /// Begins an untracked session on a plain SeaORM connection.
@@ -180,9 +188,9 @@ impl Session {
         origin: &'static Location<'static>,
     ) -> Session {
         let sqlite_writer = parent.as_ref().is_some_and(Session::holds_sqlite_writer);
-        let (target, read_only) = parent
-            .as_ref()
-            .map_or((Target::Primary, false), |p| (p.inner.target, p.inner.read_only));
+        let (target, read_only) = parent.as_ref().map_or((Target::Primary, false), |p| {
+            (p.inner.target, p.inner.read_only)
+        });
         Session {
             inner: Arc::new(SessionInner {
                 txn: Some(txn),
@@ -410,6 +418,7 @@ pub(crate) enum SqliteMode {
 }
 
 impl SqliteMode {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     fn is_writer(&self) -> bool {
         #[cfg(feature = "sqlite")]
         if let SqliteMode::Pool(crate::pool::sqlite::SqliteBegin::Write) = self {

@@ -24,10 +24,7 @@ use std::time::{Duration, Instant};
 use ops_core::config::DbConfig;
 use ops_core::health::{HealthStatus, PoolStatus, ReplicaHealth};
 use ops_core::{ErrorCategory, RetryReason, SessionOptions};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, ExecResult, QueryResult,
-    Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, ExecResult, QueryResult, Statement};
 
 use super::Pool;
 use super::breaker::{PoolBreaker, guarded};
