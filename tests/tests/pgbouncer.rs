@@ -431,6 +431,7 @@ async fn reset_on_return_holds_through_pgbouncer() {
     let admin = t.admin().await;
     items_table(&admin).await;
     let db = connect(&t, 1, 0).await;
+    // ops-scan: allow(raw-transaction-sql) -- leaks a raw BEGIN on purpose to prove reset on return
     db.execute_unprepared("BEGIN; INSERT INTO items (id, name) VALUES (1, 'leaked')")
         .await
         .expect("raw BEGIN");
@@ -492,6 +493,7 @@ async fn killed_once(
             .execute_unprepared(&format!("SELECT pg_terminate_backend({pid})"))
             .await
             .expect("terminate");
+        // ops-scan: allow(session-held-across-io) -- waits for the killed server connection to be noticed
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     scalar_i64(session, "SELECT count(*) FROM items").await

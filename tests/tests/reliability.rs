@@ -1199,6 +1199,7 @@ async fn silent_reset_on_return_gives_up_at_the_connect_timeout() {
         .connect()
         .await
         .expect("connect");
+    // ops-scan: allow(unfinished-session) -- dropped on purpose: its rollback meets the blackhole
     let session = db.session().await.expect("session");
     session
         .execute_unprepared("SELECT 1")

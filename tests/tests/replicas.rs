@@ -132,6 +132,21 @@ async fn reader_and_read_only_sessions_refuse_writes_without_replicas() {
 #[tokio::test]
 async fn a_replica_that_answers_serves_read_only_sessions_and_reports_healthy() {
     let t = TestDb::new("replicas_same_server").await;
+    if t.backend == Backend::Sqlite {
+        // SQLite has no replicas: its readers are connections of its own.
+        let err = Db::builder(&t.url)
+            .replica(&t.url)
+            .connect()
+            .await
+            .expect_err("a SQLite replica is refused");
+        assert_eq!(err.category(), ErrorCategory::Configuration, "{err}");
+        assert!(
+            err.to_string().contains("read replicas are for PostgreSQL"),
+            "{err}"
+        );
+        t.cleanup().await;
+        return;
+    }
     // The primary itself plays the replica: routing, lag measurement (zero: not in recovery,
     // or no replication status on MySQL) and the report, without a standby.
     let db = Db::builder(&t.url)

@@ -342,6 +342,8 @@ pub fn refusal(sql: &str) -> Option<String> {
             "pg_try_advisory_lock",
             "pg_try_advisory_lock_shared",
             "pg_advisory_unlock",
+            "pg_advisory_unlock_shared",
+            "pg_advisory_unlock_all",
         ]
         .iter()
         .any(|f| calls(&lower, f))
