@@ -10,12 +10,15 @@
 //! `mysql://` server URL, a database of its own (`ops_bench_<pid>`), created at the start and
 //! dropped at the end.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::Criterion;
 use ops_sea::Db;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
 use sqlx::{Connection, Executor as _};
+
+pub mod load;
 
 /// The environment variable naming the database to benchmark.
 pub const URL_VAR: &str = "BENCH_DATABASE_URL";
@@ -135,6 +138,8 @@ pub struct BenchDb {
     pub backend: Backend,
     /// The server URL and the database created on it (servers only).
     created: Option<(String, String)>,
+    /// The SQLite file created for the load benchmarks, removed at the end.
+    file: Option<PathBuf>,
 }
 
 impl BenchDb {
@@ -148,6 +153,35 @@ impl BenchDb {
             .ok()
             .filter(|url| !url.is_empty())
             .unwrap_or_else(|| "sqlite::memory:".to_owned());
+        BenchDb::create_at(url).await
+    }
+
+    /// Like [`BenchDb::create`], but SQLite is a file of its own in the temporary directory
+    /// (WAL needs a file, and every pooled connection must see the same database, which separate
+    /// in-memory connections do not): what the load benchmarks run on.
+    ///
+    /// # Errors
+    ///
+    /// As [`BenchDb::create`].
+    pub async fn create_for_load() -> Result<BenchDb, String> {
+        let url = std::env::var(URL_VAR).ok().filter(|url| !url.is_empty());
+        let wants_file = url
+            .as_deref()
+            .is_none_or(|u| u.starts_with("sqlite:") && u.contains(":memory:"));
+        if !wants_file {
+            return BenchDb::create_at(url.unwrap_or_default()).await;
+        }
+        let path = std::env::temp_dir().join(format!("ops_load_{}.db", std::process::id()));
+        remove_sqlite_files(&path);
+        Ok(BenchDb {
+            url: format!("sqlite://{}?mode=rwc", path.display()),
+            backend: Backend::Sqlite,
+            created: None,
+            file: Some(path),
+        })
+    }
+
+    async fn create_at(url: String) -> Result<BenchDb, String> {
         let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
         let backend = match scheme.as_deref() {
             Some("sqlite") => {
@@ -155,6 +189,7 @@ impl BenchDb {
                     url,
                     backend: Backend::Sqlite,
                     created: None,
+                    file: None,
                 });
             }
             Some("postgres" | "postgresql") => Backend::Postgres,
@@ -174,6 +209,7 @@ impl BenchDb {
             url: parsed.to_string(),
             backend,
             created: Some((url, name)),
+            file: None,
         };
         bench.on_server(true).await?;
         Ok(bench)
@@ -185,6 +221,9 @@ impl BenchDb {
     ///
     /// When the server refuses.
     pub async fn drop_database(self) -> Result<(), String> {
+        if let Some(path) = &self.file {
+            remove_sqlite_files(path);
+        }
         self.on_server(false).await
     }
 
@@ -227,6 +266,15 @@ impl BenchDb {
             Backend::Sqlite => {}
         }
         Ok(())
+    }
+}
+
+/// Removes a SQLite database file with its WAL and shared-memory files.
+fn remove_sqlite_files(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
     }
 }
 
@@ -319,6 +367,89 @@ impl SqlxPool {
                     .fetch_one(p)
                     .await
             }
+        }
+    }
+
+    /// The managed-session contender by hand: `BEGIN`, read the row, write its counter back
+    /// plus one, `COMMIT`; two statements in one transaction, as `contenders::bump` runs.
+    ///
+    /// # Errors
+    ///
+    /// When a statement, the begin or the commit fails.
+    pub async fn bump(&self, id: i32) -> Result<(), sqlx::Error> {
+        macro_rules! bump {
+            ($pool:expr, $select:literal, $update:literal) => {{
+                let mut txn = $pool.begin().await?;
+                let (qty,): (i32,) = sqlx::query_as($select)
+                    .bind(id)
+                    .fetch_one(&mut *txn)
+                    .await?;
+                sqlx::query($update)
+                    .bind(qty.wrapping_add(1))
+                    .bind(id)
+                    .execute(&mut *txn)
+                    .await?;
+                txn.commit().await
+            }};
+        }
+        match self {
+            SqlxPool::Sqlite(p) => bump!(
+                p,
+                "SELECT qty FROM bench_items WHERE id = ?",
+                "UPDATE bench_items SET qty = ? WHERE id = ?"
+            ),
+            SqlxPool::Postgres(p) => bump!(
+                p,
+                "SELECT qty FROM bench_items WHERE id = $1",
+                "UPDATE bench_items SET qty = $1 WHERE id = $2"
+            ),
+            SqlxPool::MySql(p) => bump!(
+                p,
+                "SELECT qty FROM bench_items WHERE id = ?",
+                "UPDATE bench_items SET qty = ? WHERE id = ?"
+            ),
+        }
+    }
+
+    /// A pool with sqlx's own defaults and at most `max` connections (sqlx's default is 10).
+    ///
+    /// # Errors
+    ///
+    /// When the database cannot be reached.
+    pub async fn connect(url: &str, max: Option<u32>) -> Result<SqlxPool, sqlx::Error> {
+        macro_rules! connect {
+            ($db:ty) => {{
+                let mut options = sqlx::pool::PoolOptions::<$db>::new();
+                if let Some(max) = max {
+                    options = options.max_connections(max);
+                }
+                options.connect(url).await?
+            }};
+        }
+        Ok(if url.starts_with("postgres") {
+            SqlxPool::Postgres(connect!(sqlx::Postgres))
+        } else if url.starts_with("mysql") || url.starts_with("mariadb") {
+            SqlxPool::MySql(connect!(sqlx::MySql))
+        } else {
+            SqlxPool::Sqlite(connect!(sqlx::Sqlite))
+        })
+    }
+
+    /// Connections open now.
+    pub fn size(&self) -> u32 {
+        match self {
+            SqlxPool::Sqlite(p) => p.size(),
+            SqlxPool::Postgres(p) => p.size(),
+            SqlxPool::MySql(p) => p.size(),
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        match self {
+            SqlxPool::Sqlite(p) => p.close().await,
+            SqlxPool::Postgres(p) => p.close().await,
+            SqlxPool::MySql(p) => p.close().await,
         }
     }
 

@@ -24,6 +24,7 @@
 //! | `DB_LEAK_THRESHOLD` | `leak_threshold` | 60s | duration, or `off` |
 //! | `DB_SSL_MODE` | `ssl_mode` | from the URL | an [`SslMode`] name |
 //! | `DB_PGBOUNCER` | `pgbouncer` | from the URL (`?pgbouncer=true`), else off | `transaction` or `off` |
+//! | `DB_RESET_CHECK` | `reset_check` | `auto` | `auto` or `always` ([`ResetCheck`]) |
 //!
 //! Durations follow [`parse_duration`]: `30` (seconds), `500ms`, `30s`, `5m`, `1h`, `1.5s`.
 //! Optional durations are turned off by `off`, `none`, `-1` or any zero duration.
@@ -95,6 +96,7 @@ mod var {
     pub(super) const READ_AFTER_WRITE: &str = "DB_READ_AFTER_WRITE";
     pub(super) const BREAKER_FAILURES: &str = "DB_BREAKER_FAILURES";
     pub(super) const BREAKER_COOLDOWN: &str = "DB_BREAKER_COOLDOWN";
+    pub(super) const RESET_CHECK: &str = "DB_RESET_CHECK";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1038,6 +1040,60 @@ fn check_statement_timeout(duration: Duration) -> Result<(), String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ResetCheck
+// ---------------------------------------------------------------------------------------------
+
+/// Which connections are checked for an open transaction when they go back to the pool
+/// (`DB_RESET_CHECK`). A connection never goes back inside a transaction either way; the choice
+/// is what that guarantee costs.
+///
+/// ```
+/// use ops_core::config::ResetCheck;
+///
+/// assert_eq!(ResetCheck::default(), ResetCheck::Auto);
+/// assert_eq!(ResetCheck::parse("ALWAYS"), Some(ResetCheck::Always));
+/// assert_eq!(ResetCheck::parse("sometimes"), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResetCheck {
+    /// Check only connections that ran raw SQL through ops (`execute_unprepared`, or a raw
+    /// statement that is not a single `SELECT`/`INSERT`/`UPDATE`/`DELETE`): the only statements
+    /// that can leave a transaction open behind the pool's back. Every other release costs
+    /// nothing beyond the driver's own ping.
+    #[default]
+    Auto,
+    /// Check every returned connection, one more round trip per release (none on SQLite). For
+    /// applications that hand `Db::connection()` or the raw sqlx pool to code running raw SQL,
+    /// which ops cannot see.
+    Always,
+}
+
+impl ResetCheck {
+    /// The name `DB_RESET_CHECK` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetCheck::Auto => "auto",
+            ResetCheck::Always => "always",
+        }
+    }
+
+    /// Parses `auto` or `always`, in any case.
+    pub fn parse(value: &str) -> Option<ResetCheck> {
+        let value = value.trim();
+        [ResetCheck::Auto, ResetCheck::Always]
+            .into_iter()
+            .find(|check| check.as_str().eq_ignore_ascii_case(value))
+    }
+}
+
+impl fmt::Display for ResetCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // DbConfig
 // ---------------------------------------------------------------------------------------------
 
@@ -1112,6 +1168,9 @@ pub struct DbConfig {
     /// How long an open circuit breaker refuses calls before one probe; `None` turns the breaker
     /// off. Default 5s.
     pub breaker_cooldown: Option<Duration>,
+    /// Which connections are checked for an open transaction when they go back to the pool.
+    /// Default [`ResetCheck::Auto`].
+    pub reset_check: ResetCheck,
     /// One sentence per adjustment made to what was written (URL rewrites, an `DB_SSL_MODE`
     /// override, a setting ignored for SQLite), for the caller to log at startup.
     pub normalizations: Vec<String>,
@@ -1373,6 +1432,7 @@ impl DbConfig {
             statement_timeout: None,
             idle_ping: Duration::from_millis(500),
             leak_threshold: Some(Duration::from_secs(60)),
+            reset_check: ResetCheck::Auto,
             replica_urls: Vec::new(),
             replica_max_lag: Duration::from_secs(5),
             read_after_write: None,
@@ -1565,6 +1625,16 @@ impl DbConfig {
         if let Some(value) = get(var::BREAKER_COOLDOWN)? {
             config.breaker_cooldown = env_optional_duration(var::BREAKER_COOLDOWN, &value)?;
         }
+        if let Some(value) = get(var::RESET_CHECK)? {
+            config.reset_check = ResetCheck::parse(&value).ok_or_else(|| {
+                env_error(
+                    var::RESET_CHECK,
+                    &value,
+                    "is not a reset check: use auto (check connections that ran raw SQL) or \
+                     always (check every returned connection)",
+                )
+            })?;
+        }
 
         config.validate()?;
         Ok(config)
@@ -1607,7 +1677,7 @@ impl fmt::Display for DbConfig {
             f,
             "{} ({}) pool_size={} max_overflow={} pool_timeout={} pool_recycle={} \
              idle_timeout={} connect_timeout={} statement_timeout={} idle_ping={} \
-             leak_threshold={} ssl_mode={}",
+             leak_threshold={} ssl_mode={} reset_check={}",
             self.url,
             self.backend,
             self.pool_size,
@@ -1620,6 +1690,7 @@ impl fmt::Display for DbConfig {
             format_duration(self.idle_ping),
             format_optional(self.leak_threshold),
             self.ssl_mode.map_or("default", SslMode::as_str),
+            self.reset_check.as_str(),
         )?;
         if let Some(mode) = self.pgbouncer {
             write!(f, " pgbouncer={mode}")?;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use ops_core::config::DbConfig;
+use ops_core::config::{DbConfig, ResetCheck};
 use ops_core::stats::ErrorStatsRecorder;
 use ops_core::tracker::{SessionStats, SessionTracker};
 use sea_orm::{
@@ -48,6 +48,19 @@ pub(crate) struct DbInner {
     pub(crate) backend: DbBackend,
     /// Connections the pool got back inside a transaction and rolled back.
     pub(crate) returned_in_transaction: crate::pool::ReturnedInTransaction,
+    /// How connections that ran raw SQL are reset (`ResetCheck::Auto`).
+    pub(crate) reset_after: crate::pool::ResetAfter,
+}
+
+impl DbInner {
+    /// Whether `sql` must run on a connection that is reset afterwards: it could leave a
+    /// transaction open, and the pool does not already check every release (it always does on
+    /// SQLite, where the check costs no round trip).
+    fn resets(&self, sql: &str) -> bool {
+        self.config.reset_check == ResetCheck::Auto
+            && self.backend != DbBackend::Sqlite
+            && crate::pool::may_open_transaction(sql)
+    }
 }
 
 impl fmt::Debug for Db {
@@ -100,6 +113,10 @@ impl Db {
             ops_core::config::Backend::MySql => DbBackend::MySql,
         };
         let (conn, readers) = pool.sea_connections();
+        let reset_after = crate::pool::ResetAfter {
+            returned: returned_in_transaction.clone(),
+            limit: crate::pool::hook_limit(&config),
+        };
         let inner = Arc::new(DbInner {
             conn,
             readers,
@@ -110,6 +127,7 @@ impl Db {
             config,
             backend,
             returned_in_transaction,
+            reset_after,
         });
         spawn_leak_watcher(Arc::downgrade(&inner));
         crate::pool::spawn_monitor(Arc::downgrade(&inner));
@@ -338,6 +356,10 @@ impl DbBuilder {
         /// TLS mode (`DB_SSL_MODE`).
         ssl_mode: ops_core::config::SslMode => |c, v| c.ssl_mode = Some(v));
     setter!(
+        /// Which returned connections are checked for an open transaction (`DB_RESET_CHECK`):
+        /// only those that ran raw SQL through the `Db` (the default), or every one.
+        reset_check: ResetCheck => |c, v| c.reset_check = v);
+    setter!(
         /// A replica whose replay is further behind than this is skipped (`DB_REPLICA_MAX_LAG`).
         replica_max_lag: Duration => |c, v| c.replica_max_lag = v);
     setter!(
@@ -420,6 +442,10 @@ impl ConnectionTrait for Db {
             });
             return self.guarded(call).await.map_err(|e| self.observe(e));
         }
+        if self.inner.resets(&stmt.sql) {
+            let call = self.inner.pool.raw_execute(&self.inner.reset_after, stmt);
+            return self.guarded(call).await.map_err(|e| self.observe(e));
+        }
         self.guarded(self.inner.conn.execute_raw(stmt))
             .await
             .map_err(|e| self.observe(e))
@@ -433,6 +459,13 @@ impl ConnectionTrait for Db {
         #[cfg(feature = "postgres")]
         if self.is_pgbouncer() {
             crate::pool::pgbouncer::refuse(sql).map_err(|e| self.observe(e))?;
+        }
+        if self.inner.resets(sql) {
+            let call = self
+                .inner
+                .pool
+                .raw_execute_unprepared(&self.inner.reset_after, sql);
+            return self.guarded(call).await.map_err(|e| self.observe(e));
         }
         self.guarded(self.inner.conn.execute_unprepared(sql))
             .await
@@ -451,6 +484,10 @@ impl ConnectionTrait for Db {
             });
             return self.guarded(call).await.map_err(|e| self.observe(e));
         }
+        if self.inner.resets(&stmt.sql) {
+            let call = self.inner.pool.raw_query_one(&self.inner.reset_after, stmt);
+            return self.guarded(call).await.map_err(|e| self.observe(e));
+        }
         self.guarded(self.route(&stmt.sql).query_one_raw(stmt))
             .await
             .map_err(|e| self.observe(e))
@@ -466,6 +503,10 @@ impl ConnectionTrait for Db {
                 let result = txn.query_all(stmt).await;
                 (txn, result)
             });
+            return self.guarded(call).await.map_err(|e| self.observe(e));
+        }
+        if self.inner.resets(&stmt.sql) {
+            let call = self.inner.pool.raw_query_all(&self.inner.reset_after, stmt);
             return self.guarded(call).await.map_err(|e| self.observe(e));
         }
         self.guarded(self.route(&stmt.sql).query_all_raw(stmt))

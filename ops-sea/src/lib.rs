@@ -39,7 +39,7 @@ pub use executor::Executor;
 pub use maintenance::{MaintenanceConfig, MaintenanceHandle, OptimizeReport};
 pub use managed::{SessionSource, run_managed};
 pub use ops_core::breaker::{BreakerState, BreakerStatus};
-pub use ops_core::config::{DbConfig, PgBouncerMode, SslMode};
+pub use ops_core::config::{DbConfig, PgBouncerMode, ResetCheck, SslMode};
 pub use ops_core::health::{HealthReport, HealthStatus, PoolStatus, ReplicaHealth};
 pub use ops_core::page::{Page, PageRequest, Sort, SortDirection};
 pub use ops_core::stats::{CriticalEvent, CriticalKind, ErrorStats};

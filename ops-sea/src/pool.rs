@@ -7,16 +7,20 @@
 //!   rule); a hot connection pays no round trip. SeaORM's default pings on every checkout.
 //! - **Reset on return**: a connection never goes back to the pool inside a transaction. sqlx only
 //!   knows about transactions it began itself, so a raw `BEGIN` executed through the pool would leak
-//!   into the next borrower (this reproduces with plain SeaORM 2.0.4). The `after_release` hook
-//!   below asks the connection itself and rolls back when it is inside one.
-//! - Both hooks are bounded by `connect_timeout`: a connection that does not answer is closed,
-//!   never left holding its slot.
+//!   into the next borrower (this reproduces with plain SeaORM 2.0.4). Only raw SQL can open one
+//!   behind sqlx's back, so by default (`ResetCheck::Auto`) ops checks exactly the connections that
+//!   ran raw SQL through the `Db` (`raw.rs`), off the caller's critical path, and every other
+//!   release costs only sqlx's own ping. With `ResetCheck::Always` the `after_release` hook checks
+//!   every returned connection, for applications that hand the raw pool to other code. SQLite's
+//!   writer checks every release either way: there the check is a function call, not a round trip.
+//! - The idle ping and every reset are bounded by `connect_timeout`: a connection that does not
+//!   answer is closed, never left holding its slot.
 
 use std::time::Duration;
 
 use ops_core::config::DbConfig;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-use ops_core::config::SslMode;
+use ops_core::config::{ResetCheck, SslMode};
 use ops_core::health::PingResult;
 use sea_orm::DatabaseConnection;
 use sqlx::Connection;
@@ -32,9 +36,12 @@ pub(crate) mod sqlite;
 mod breaker;
 #[cfg(feature = "postgres")]
 pub(crate) mod pgbouncer;
+mod raw;
+pub(crate) mod release;
 mod routing;
 
 pub(crate) use breaker::{PoolBreaker, guarded, rejection};
+pub(crate) use raw::{ResetAfter, may_open_transaction};
 pub(crate) use routing::{ReadCall, ReadOutput, Routing, Target};
 pub(crate) use routing::{first_check, spawn_monitor};
 
@@ -337,9 +344,30 @@ fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOption
     options
 }
 
+/// Without a reset check on every release: shortly after an abandoned call (`release.rs`), one
+/// bounded ping before sqlx's own, which has no bound. A connection whose protocol state went
+/// wrong (a query future dropped at the wrong moment) or whose network went silent is closed here
+/// after `connect_timeout`, instead of hanging in sqlx's ping and holding its pool slot forever.
+/// Any other release runs nothing before sqlx's ping.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn bounded_release<DB: sqlx::Database>(
+    config: &DbConfig,
+    options: sqlx::pool::PoolOptions<DB>,
+) -> sqlx::pool::PoolOptions<DB> {
+    let limit = hook_limit(config);
+    options.after_release(move |conn, _meta| {
+        Box::pin(async move {
+            if release::check_now() {
+                bounded_hook("the release ping", limit, conn.ping()).await?;
+            }
+            Ok(true)
+        })
+    })
+}
+
 /// How long a pool hook's round trip (the idle ping, the reset on return) may take: the connect
 /// timeout, the time a connection gets to answer at all.
-fn hook_limit(config: &DbConfig) -> Duration {
+pub(crate) fn hook_limit(config: &DbConfig) -> Duration {
     config.connect_timeout
 }
 
@@ -350,7 +378,7 @@ fn hook_limit(config: &DbConfig) -> Duration {
 /// 0.9 records that a result is due before it sends the query, so a query future dropped in
 /// between (a cancelled session) leaves the connection waiting for a reply that never comes.
 /// Past `limit` the hook fails, and sqlx closes the connection and opens a new one if needed.
-async fn bounded_hook<T>(
+pub(crate) async fn bounded_hook<T>(
     what: &'static str,
     limit: Duration,
     work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
@@ -413,6 +441,9 @@ mod postgres {
     ) -> Result<sqlx::PgPool, OpsError> {
         let connect = options(config, url)?;
         let pool: PgPoolOptions = pool_options(config);
+        if config.reset_check != ResetCheck::Always {
+            return Ok(bounded_release(config, pool).connect_lazy_with(connect));
+        }
         let limit = hook_limit(config);
         let pool = pool.after_release(move |conn, _meta| {
             let returned = returned.clone();
@@ -475,6 +506,9 @@ mod mysql {
                     Ok(())
                 })
             });
+        }
+        if config.reset_check != ResetCheck::Always {
+            return Ok(bounded_release(config, pool).connect_lazy_with(connect));
         }
         let limit = hook_limit(config);
         let pool = pool.after_release(move |conn, _meta| {

@@ -59,8 +59,9 @@ impl Drop for SessionInner {
         if self.txn.is_none() {
             return;
         }
-        // Dropping SeaORM's transaction queues a ROLLBACK that runs before the connection is
-        // reused; the pool's reset-on-return check makes sure of it.
+        // Dropping SeaORM's transaction queues a ROLLBACK that the release flushes; the release
+        // is checked, bounded, in case a statement was cut off mid-exchange.
+        crate::pool::release::abandoned();
         self.txn = None;
         if let Some(ticket) = self.ticket.take() {
             if self.managed.load(Ordering::Relaxed) {
@@ -239,7 +240,7 @@ impl Session {
         // as rolled back: SeaORM queues a ROLLBACK, which is a no-op if the COMMIT got through.
         // It is a cancellation, not a leak, so it must not count as dropped unfinished.
         let mut guard = CommitGuard(ticket);
-        let result = txn.commit().await;
+        let result = crate::pool::release::watched(txn.commit()).await;
         finish(guard.0.take(), &result, SessionOutcome::Committed);
         result.map_err(|e| {
             let err = OpsError::from(e);
@@ -260,7 +261,7 @@ impl Session {
         if let Some(ticket) = ticket {
             ticket.finish(SessionOutcome::RolledBack);
         }
-        txn.rollback()
+        crate::pool::release::watched(txn.rollback())
             .await
             .map_err(|e| Db::record_in(db.as_ref(), OpsError::from(e)))
     }
@@ -575,29 +576,29 @@ impl ConnectionTrait for Session {
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.txn()?
-            .execute_raw(stmt)
+        let txn = self.txn()?;
+        crate::pool::release::watched(txn.execute_raw(stmt))
             .await
             .map_err(|e| self.observe(e))
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.txn()?
-            .execute_unprepared(sql)
+        let txn = self.txn()?;
+        crate::pool::release::watched(txn.execute_unprepared(sql))
             .await
             .map_err(|e| self.observe(e))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.txn()?
-            .query_one_raw(stmt)
+        let txn = self.txn()?;
+        crate::pool::release::watched(txn.query_one_raw(stmt))
             .await
             .map_err(|e| self.observe(e))
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.txn()?
-            .query_all_raw(stmt)
+        let txn = self.txn()?;
+        crate::pool::release::watched(txn.query_all_raw(stmt))
             .await
             .map_err(|e| self.observe(e))
     }

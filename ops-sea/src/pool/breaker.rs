@@ -250,6 +250,7 @@ pub(crate) async fn guarded<T>(
     breaker: Option<&PoolBreaker>,
     call: impl std::future::Future<Output = Result<T, DbErr>>,
 ) -> Result<T, DbErr> {
+    let call = super::release::watched(call);
     let Some(breaker) = breaker else {
         return call.await;
     };
