@@ -400,9 +400,9 @@ impl DbBuilder {
     }
 }
 
-/// Warns once for every session held past the leak threshold: the maintenance sweeper with
-/// nothing else to do. It holds only a weak reference, so it ends when the last `Db` handle is
-/// dropped or the pool is closed.
+/// Warns once for every session held past the leak threshold (the sweep `maintenance.rs` also
+/// runs, without its other chores). It holds only a weak reference, so it ends when the last `Db`
+/// handle is dropped or the pool is closed.
 fn spawn_leak_watcher(inner: Weak<DbInner>) {
     let Some(threshold) = inner.upgrade().and_then(|i| i.config.leak_threshold) else {
         return;
@@ -413,8 +413,18 @@ fn spawn_leak_watcher(inner: Weak<DbInner>) {
     // A quarter of the threshold keeps the warning within 25% of it, bounded so a tiny threshold
     // does not spin and a huge one still reports within a minute.
     let period = (threshold / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
-    let config = crate::MaintenanceConfig::default().sweep_every(period);
-    runtime.spawn(crate::maintenance::maintain(inner, config));
+    runtime.spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.pool.is_closed() {
+                return;
+            }
+            inner.tracker.warn_leaks();
+        }
+    });
 }
 
 /// Statements run outside a session, each on a pooled connection of its own.

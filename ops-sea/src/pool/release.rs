@@ -43,6 +43,7 @@ pub(crate) fn abandoned() {
 }
 
 /// Whether a release now should get ops' bounded ping first.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) fn check_now() -> bool {
     let until = CHECK_UNTIL.load(Ordering::Relaxed);
     until != 0 && now_millis() <= until

@@ -21,198 +21,17 @@ use std::time::Duration;
 use ops_core::config::DbConfig;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 use ops_core::config::{ResetCheck, SslMode};
-use ops_core::health::PingResult;
-use sea_orm::DatabaseConnection;
 use sqlx::Connection;
+#[cfg(feature = "mysql")]
+use sqlx::Executor as _;
 use sqlx::pool::PoolConnectionMetadata;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-use sqlx::{ConnectOptions, Executor as _};
 
-use crate::OpsError;
-
-#[cfg(feature = "sqlite")]
-pub(crate) mod sqlite;
-
-mod breaker;
 #[cfg(feature = "postgres")]
-pub(crate) mod pgbouncer;
-mod raw;
-pub(crate) mod release;
-mod routing;
-
-pub(crate) use breaker::{PoolBreaker, guarded, rejection};
-pub(crate) use raw::{ResetAfter, may_open_transaction};
-pub(crate) use routing::{ReadCall, ReadOutput, Routing, Target};
-pub(crate) use routing::{first_check, spawn_monitor};
-
-/// What a pool reports about itself, for health reports and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolState {
-    /// Connections open now, idle or in use.
-    pub size: u32,
-    /// Connections idle in the pool.
-    pub idle: u32,
-    /// Connections kept warm.
-    pub min: u32,
-    /// The most connections the pool opens.
-    pub max: u32,
-}
-
-impl PoolState {
-    /// Connections checked out now.
-    pub fn in_use(&self) -> u32 {
-        self.size.saturating_sub(self.idle)
-    }
-}
-
-/// Counts connections returned to the pool inside a transaction (and rolled back there).
-pub(crate) type ReturnedInTransaction = std::sync::Arc<std::sync::atomic::AtomicU64>;
-
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-fn count_returned(returned: &ReturnedInTransaction) {
-    returned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The sqlx pool of one backend.
-#[derive(Clone, Debug)]
-pub(crate) enum Pool {
-    #[cfg(feature = "sqlite")]
-    Sqlite(sqlite::SqlitePools),
-    #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool),
-    #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
-}
-
-/// Runs `$body` with the sqlx pool of a server backend; SQLite's pools answer through `$sqlite`.
-macro_rules! each_pool {
-    ($self:expr, $s:ident => $sqlite:expr, $p:ident => $body:expr) => {
-        match $self {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite($s) => $sqlite,
-            #[cfg(feature = "postgres")]
-            Pool::Postgres($p) => $body,
-            #[cfg(feature = "mysql")]
-            Pool::MySql($p) => $body,
-        }
-    };
-}
-
-impl Pool {
-    pub(crate) fn state(&self) -> PoolState {
-        each_pool!(self, s => s.state(), p => PoolState {
-            size: p.size(),
-            idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
-            min: p.options().get_min_connections(),
-            max: p.options().get_max_connections(),
-        })
-    }
-
-    /// The PostgreSQL pool, when this is one.
-    #[cfg(feature = "postgres")]
-    #[allow(unreachable_patterns)]
-    pub(crate) fn postgres(&self) -> Option<&sqlx::PgPool> {
-        match self {
-            Pool::Postgres(p) => Some(p),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        each_pool!(self, s => s.is_closed(), p => p.is_closed())
-    }
-
-    pub(crate) async fn close(&self) {
-        each_pool!(self, s => s.close().await, p => p.close().await)
-    }
-
-    /// The SeaORM connection over this pool (on SQLite, over the writer), and on SQLite file
-    /// databases the one over the readers.
-    pub(crate) fn sea_connections(&self) -> (DatabaseConnection, Option<DatabaseConnection>) {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite(s) => s.sea_connections(),
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(p) => (
-                sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(p.clone()),
-                None,
-            ),
-            #[cfg(feature = "mysql")]
-            Pool::MySql(p) => (
-                sea_orm::SqlxMySqlConnector::from_sqlx_mysql_pool(p.clone()),
-                None,
-            ),
-        }
-    }
-
-    /// Whether a pool timeout means no connection could be opened (the database is unreachable)
-    /// rather than that every connection was busy. sqlx reports both as an acquire timeout,
-    /// because it retries a refused connect until the pool timeout.
-    pub(crate) fn never_connected(&self) -> bool {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite(s) => s.never_opened(),
-            #[allow(unreachable_patterns)]
-            _ => {
-                // When the pool was below its limit the time went into connecting.
-                let state = self.state();
-                state.size < state.max
-            }
-        }
-    }
-
-    /// The state of the pool a session takes its connection from: on SQLite the writer's for a
-    /// session that may write, the readers' for a read-only one; elsewhere the one pool's.
-    pub(crate) fn session_state(&self, read_only: bool) -> PoolState {
-        match self {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite(s) => s.session_state(read_only),
-            #[allow(unreachable_patterns)]
-            _ => {
-                let _ = read_only;
-                self.state()
-            }
-        }
-    }
-
-    /// How a session begins on SQLite; `None` on the other backends.
-    #[cfg(feature = "sqlite")]
-    pub(crate) fn sqlite_begin(&self, read_only: bool) -> Option<sqlite::SqliteBegin> {
-        match self {
-            Pool::Sqlite(s) => Some(s.begin_mode(read_only)),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        }
-    }
-
-    /// Takes a connection and runs the backend's cheapest round trip on it, bounded by `timeout`.
-    pub(crate) async fn ping(&self, timeout: Duration) -> PingResult {
-        let started = std::time::Instant::now();
-        let work = async {
-            each_pool!(self, s => {
-                let mut conn = s.ping_pool().acquire().await?;
-                conn.ping().await
-            }, p => {
-                if p.num_idle() == 0 && p.size() >= p.options().get_max_connections() {
-                    // A saturated pool says nothing about the database: ask it on a connection
-                    // of its own rather than queueing behind the work.
-                    let mut conn = p.connect_options().connect().await?;
-                    let result = conn.ping().await;
-                    let _ = conn.close().await;
-                    result
-                } else {
-                    let mut conn = p.acquire().await?;
-                    conn.ping().await
-                }
-            })
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(Ok(())) => PingResult::Ok(started.elapsed()),
-            Ok(Err(err)) => PingResult::Failed(OpsError::from(err).to_string()),
-            Err(_) => PingResult::TimedOut(timeout),
-        }
-    }
-}
+use super::count_returned;
+#[cfg(feature = "sqlite")]
+use super::sqlite;
+use super::{Pool, ReturnedInTransaction};
+use crate::OpsError;
 
 /// Builds the pool for a configuration. The pool connects lazily; `Db::connect` proves the
 /// database answers before handing the pool out.
@@ -314,7 +133,7 @@ pub(crate) async fn verify(config: &DbConfig) -> Result<(), OpsError> {
 }
 
 /// Pool options shared by every backend.
-fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOptions<DB> {
+pub(super) fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOptions<DB> {
     let mut options = sqlx::pool::PoolOptions::<DB>::new()
         .min_connections(config.pool_size)
         .max_connections(config.pool_size.saturating_add(config.max_overflow))
@@ -357,7 +176,7 @@ fn bounded_release<DB: sqlx::Database>(
     let limit = hook_limit(config);
     options.after_release(move |conn, _meta| {
         Box::pin(async move {
-            if release::check_now() {
+            if super::release::check_now() {
                 bounded_hook("the release ping", limit, conn.ping()).await?;
             }
             Ok(true)
@@ -425,7 +244,7 @@ mod postgres {
         if config.pgbouncer.is_some() {
             // Behind PgBouncer nothing extra goes in the startup packet (it refuses unknown
             // parameters) and the statement timeout is set in every transaction instead.
-            return Ok(super::pgbouncer::connect_options(options));
+            return Ok(crate::pool::pgbouncer::connect_options(options));
         }
         if let Some(timeout) = config.statement_timeout {
             // Sent in the startup packet: no extra round trip per connection.
@@ -448,7 +267,7 @@ mod postgres {
         let pool = pool.after_release(move |conn, _meta| {
             let returned = returned.clone();
             Box::pin(async move {
-                let reset = super::reset::postgres_reset(conn);
+                let reset = crate::pool::reset::postgres_reset(conn);
                 if bounded_hook("the reset on return", limit, reset).await? {
                     count_returned(&returned);
                 }
@@ -513,69 +332,11 @@ mod mysql {
         let limit = hook_limit(config);
         let pool = pool.after_release(move |conn, _meta| {
             Box::pin(async move {
-                let reset = super::reset::mysql_reset(conn);
+                let reset = crate::pool::reset::mysql_reset(conn);
                 bounded_hook("the reset on return", limit, reset).await?;
                 Ok(true)
             })
         });
         Ok(pool.connect_lazy_with(connect))
-    }
-}
-
-/// How each backend finds out whether a returned connection is inside a transaction.
-///
-/// sqlx 0.9 tracks the protocol's transaction status internally but does not expose it, and its
-/// public `is_in_transaction` counts only transactions sqlx began. So each backend asks the
-/// connection in the cheapest way it has.
-mod reset {
-    #[allow(unused_imports)]
-    use super::*;
-
-    /// SQLite answers from memory: `sqlite3_get_autocommit` is zero inside a transaction.
-    #[cfg(feature = "sqlite")]
-    pub(super) async fn sqlite_in_transaction(
-        conn: &mut sqlx::SqliteConnection,
-    ) -> Result<bool, sqlx::Error> {
-        let mut handle = conn.lock_handle().await?;
-        let raw = handle.as_raw_handle();
-        // A read-only session sets `query_only`; one that never reached its end (cancelled,
-        // dropped) would leave it set for the next borrower. Clearing it costs no round trip.
-        crate::sqlite_ffi::clear_query_only(raw);
-        Ok(crate::sqlite_ffi::in_transaction(raw))
-    }
-
-    /// PostgreSQL: outside an explicit transaction every statement is its own transaction, so
-    /// `now()` (the transaction's start) equals `statement_timestamp()`. Inside one, `now()` is the
-    /// earlier `BEGIN`. An aborted transaction rejects the query, which also means "roll back".
-    #[cfg(feature = "postgres")]
-    /// Returns whether the connection was inside a transaction.
-    pub(super) async fn postgres_reset(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
-        // A plain string runs over the simple-query protocol, where both timestamps are taken
-        // from the one Query message; over the extended protocol the implicit transaction starts
-        // at Parse and the statement at Execute, so they differ even outside a transaction.
-        let check = conn
-            .fetch_one("SELECT pg_catalog.now() <> pg_catalog.statement_timestamp()")
-            .await;
-        let in_transaction = match check {
-            Ok(row) => sqlx::Row::try_get::<bool, _>(&row, 0)?,
-            Err(sqlx::Error::Database(_)) => true,
-            Err(other) => return Err(other),
-        };
-        if in_transaction {
-            tracing::warn!(
-                "a PostgreSQL connection was returned to the pool inside a transaction; \
-                 rolling it back"
-            );
-            conn.execute("ROLLBACK").await?;
-        }
-        Ok(in_transaction)
-    }
-
-    /// MySQL/MariaDB: `ROLLBACK` outside a transaction is a silent no-op, so one statement both
-    /// checks and resets.
-    #[cfg(feature = "mysql")]
-    pub(super) async fn mysql_reset(conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
-        conn.execute("ROLLBACK").await?;
-        Ok(())
     }
 }
