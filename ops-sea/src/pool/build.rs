@@ -26,8 +26,6 @@ use sqlx::Connection;
 use sqlx::Executor as _;
 use sqlx::pool::PoolConnectionMetadata;
 
-#[cfg(feature = "postgres")]
-use super::count_returned;
 #[cfg(feature = "sqlite")]
 use super::sqlite;
 use super::{Pool, ReturnedInTransaction};
@@ -52,9 +50,7 @@ pub(crate) fn build(config: &DbConfig, returned: &ReturnedInTransaction) -> Resu
         }
         #[cfg(feature = "mysql")]
         ops_core::config::Backend::MySql => {
-            // MySQL's reset cannot tell whether it rolled anything back.
-            let _ = returned;
-            mysql::build(config, url).map(Pool::MySql)
+            mysql::build(config, url, returned.clone()).map(Pool::MySql)
         }
         #[allow(unreachable_patterns)]
         other => Err(OpsError::configuration(format!(
@@ -163,21 +159,29 @@ pub(super) fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool:
     options
 }
 
-/// Without a reset check on every release: shortly after an abandoned call (`release.rs`), one
-/// bounded ping before sqlx's own, which has no bound. A connection whose protocol state went
-/// wrong (a query future dropped at the wrong moment) or whose network went silent is closed here
-/// after `connect_timeout`, instead of hanging in sqlx's ping and holding its pool slot forever.
-/// Any other release runs nothing before sqlx's ping.
+/// The release hook of the server backends. With `ResetCheck::Always` every returned connection
+/// is reset (checked, and rolled back when inside a transaction). By default only releases shortly
+/// after an abandoned call are (`release.rs`): a `BEGIN` cut off by a timeout still reaches the
+/// server and leaves it inside a transaction sqlx does not know of, and a connection left
+/// mid-exchange can hang in sqlx's own release ping, which has no bound. Every reset here is
+/// bounded by `connect_timeout`; a connection that does not answer is closed. Any other release
+/// runs nothing before sqlx's ping.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-fn bounded_release<DB: sqlx::Database>(
+fn release_hook<DB: super::raw::Reset>(
     config: &DbConfig,
     options: sqlx::pool::PoolOptions<DB>,
+    returned: ReturnedInTransaction,
 ) -> sqlx::pool::PoolOptions<DB> {
     let limit = hook_limit(config);
+    let always = config.reset_check == ResetCheck::Always;
     options.after_release(move |conn, _meta| {
+        let returned = returned.clone();
         Box::pin(async move {
-            if super::release::check_now() {
-                bounded_hook("the release ping", limit, conn.ping()).await?;
+            if always || super::release::check_now() {
+                let reset = DB::reset(conn);
+                if bounded_hook("the reset on return", limit, reset).await? {
+                    super::count_returned(&returned);
+                }
             }
             Ok(true)
         })
@@ -260,21 +264,7 @@ mod postgres {
     ) -> Result<sqlx::PgPool, OpsError> {
         let connect = options(config, url)?;
         let pool: PgPoolOptions = pool_options(config);
-        if config.reset_check != ResetCheck::Always {
-            return Ok(bounded_release(config, pool).connect_lazy_with(connect));
-        }
-        let limit = hook_limit(config);
-        let pool = pool.after_release(move |conn, _meta| {
-            let returned = returned.clone();
-            Box::pin(async move {
-                let reset = crate::pool::reset::postgres_reset(conn);
-                if bounded_hook("the reset on return", limit, reset).await? {
-                    count_returned(&returned);
-                }
-                Ok(true)
-            })
-        });
-        Ok(pool.connect_lazy_with(connect))
+        Ok(release_hook(config, pool, returned).connect_lazy_with(connect))
     }
 }
 
@@ -306,7 +296,11 @@ mod mysql {
         Ok(options)
     }
 
-    pub(super) fn build(config: &DbConfig, url: &str) -> Result<sqlx::MySqlPool, OpsError> {
+    pub(super) fn build(
+        config: &DbConfig,
+        url: &str,
+        returned: ReturnedInTransaction,
+    ) -> Result<sqlx::MySqlPool, OpsError> {
         let connect = options(config, url)?;
         let mut pool: MySqlPoolOptions = pool_options(config);
         if let Some(timeout) = config.statement_timeout {
@@ -326,17 +320,6 @@ mod mysql {
                 })
             });
         }
-        if config.reset_check != ResetCheck::Always {
-            return Ok(bounded_release(config, pool).connect_lazy_with(connect));
-        }
-        let limit = hook_limit(config);
-        let pool = pool.after_release(move |conn, _meta| {
-            Box::pin(async move {
-                let reset = crate::pool::reset::mysql_reset(conn);
-                bounded_hook("the reset on return", limit, reset).await?;
-                Ok(true)
-            })
-        });
-        Ok(pool.connect_lazy_with(connect))
+        Ok(release_hook(config, pool, returned).connect_lazy_with(connect))
     }
 }

@@ -62,7 +62,6 @@ impl PoolState {
 /// Counts connections returned to the pool inside a transaction (and rolled back there).
 pub(crate) type ReturnedInTransaction = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn count_returned(returned: &ReturnedInTransaction) {
     returned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }

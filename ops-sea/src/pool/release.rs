@@ -8,12 +8,16 @@
 //! it sends the query) and then waits for a reply that never comes: the server sits idle, the
 //! release never ends, and the pool slot is gone for good. A silent network does the same.
 //!
+//! A cut-off call can also leave the server inside a transaction sqlx does not know of: a `BEGIN`
+//! whose future was dropped still reaches the server, and sqlx, which counts only the
+//! transactions it saw begin, queues no `ROLLBACK` for it.
+//!
 //! So ops notes every abandoned call ([`watched`], [`abandoned`]); for a short window after one,
-//! every release first gets a ping of ops' own, bounded by `connect_timeout`, and a connection
-//! that does not answer is closed instead of hanging in sqlx's ping. Releases outside the window
-//! (nearly all of them) run no extra round trip. The window is process-wide and generous:
-//! a release spawned by the drop that noted it runs microseconds later, and checking a few
-//! healthy connections too costs one ping each.
+//! every release of the server pools first gets ops' reset (is it inside a transaction? then roll
+//! back), bounded by `connect_timeout`, and a connection that does not answer is closed instead
+//! of hanging in sqlx's ping. Releases outside the window (nearly all of them) run no extra round
+//! trip. The window is process-wide and generous: a release spawned by the drop that noted it runs
+//! microseconds later, and checking a few healthy connections too costs one round trip each.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -42,7 +46,7 @@ pub(crate) fn abandoned() {
     CHECK_UNTIL.fetch_max(until, Ordering::Relaxed);
 }
 
-/// Whether a release now should get ops' bounded ping first.
+/// Whether a release now should get ops' bounded reset first.
 #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) fn check_now() -> bool {
     let until = CHECK_UNTIL.load(Ordering::Relaxed);
