@@ -17,8 +17,11 @@ pub use crate::repo::{self, ColumnOf, Repository, find_by, list_by, list_by_page
 pub use crate::{Executor, OpsError};
 pub use ops_core::page::{Page, PageRequest};
 
-// What `#[ops_sea::test]` expansions call.
-pub use crate::testing as test;
+/// What `#[ops_sea::test]` expansions call: the runtime, and the test attribute itself.
+pub mod test {
+    pub use crate::testing::*;
+    pub use ::core::prelude::v1::test;
+}
 
 // What `#[managed_session]` and `#[db_retry]` expansions call.
 pub use crate::macro_support::*;

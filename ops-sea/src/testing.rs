@@ -50,6 +50,12 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// What a test or a setup function returned: `()` or a `Result<_, E: Debug>`.
+#[diagnostic::on_unimplemented(
+    message = "`#[ops_sea::test]` functions return `()` or `Result<T, E>` with `E: Debug`, not \
+               `{Self}`",
+    label = "returns `{Self}`",
+    note = "return `Result<(), E>` to fail the test with the error, or `()` and assert in the body"
+)]
 pub trait TestOutcome {
     /// The failure to report, when it is one.
     fn failure(&self) -> Option<String>;
@@ -112,14 +118,16 @@ impl TestArgs {
     }
 
     /// Runs `setup` with the database after the tables are created; a failure fails the test.
+    ///
+    /// `setup` is an async function taking `&Db` and returning `()` or a `Result<_, E: Debug>`:
+    /// `async fn seed(db: &Db) -> Result<(), OpsError>` is passed as `.setup(seed)`.
     pub fn setup<F, R>(mut self, setup: F) -> TestArgs
     where
-        F: for<'a> FnOnce(&'a Db) -> TestFuture<'a, R> + 'static,
+        F: for<'a> AsyncFnOnce(&'a Db) -> R + 'static,
         R: TestOutcome + 'static,
     {
         self.setup = Some(Box::new(move |db: &Db| -> TestFuture<'_, Option<String>> {
-            let work = setup(db);
-            Box::pin(async move { work.await.failure() })
+            Box::pin(async move { setup(db).await.failure() })
         }));
         self
     }

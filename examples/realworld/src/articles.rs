@@ -3,13 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use ops_sea::Executor;
 use ops_sea::axum::RequestSession;
 use ops_sea::prelude::*;
 use sea_orm::sea_query::{Expr, Func, Order, Query};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -110,21 +108,30 @@ fn paging(params: &Params) -> Result<(u64, u64), ApiError> {
 /// Answers a list: `articlesCount` (one `COUNT`), the page with its authors (one joined
 /// `SELECT`), and the page's tags, favorite counts, caller's favorites and caller's follows (one
 /// statement each, see [`views::articles`]). Six statements at most for any page size.
-async fn answer_list<C: ConnectionTrait>(
+///
+/// The count is the repository's `count_where`. The page stays a SeaORM query run through
+/// `run_query` (for the repository's span and error context): `page_where` pages by page number
+/// (the spec's `offset` need not be a multiple of `limit`) and returns the articles alone, so
+/// their authors would cost a statement more than this join.
+async fn answer_list<C: Executor>(
     db: &C,
     caller: Option<i32>,
     listing: Listing,
 ) -> Result<Json<Value>, ApiError> {
-    let select = article::Entity::find().filter(listing.condition);
-    let total = select.clone().count(db).await?;
-    let rows = select
-        .find_also_related(user::Entity)
-        .order_by(article::Column::CreatedAt, Order::Desc)
-        .order_by(article::Column::Id, Order::Desc)
-        .limit(listing.limit)
-        .offset(listing.offset)
-        .all(db)
-        .await?;
+    let total = article::Ops::count_where(db, listing.condition.clone()).await?;
+    let rows = if listing.offset >= total {
+        Vec::new()
+    } else {
+        let page = article::Ops::query()
+            .filter(listing.condition)
+            .find_also_related(user::Entity)
+            .order_by(article::Column::CreatedAt, Order::Desc)
+            .order_by(article::Column::Id, Order::Desc)
+            .limit(listing.limit)
+            .offset(listing.offset)
+            .all(db);
+        article::Ops::run_query(db, "list", page).await?
+    };
     let rows = rows
         .into_iter()
         .filter_map(|(article, author)| Some((article, author?)))
@@ -217,15 +224,16 @@ pub async fn feed(
     .await
 }
 
-/// The article with this slug and its author; 404 when there is none.
-async fn by_slug<C: ConnectionTrait>(
+/// The article with this slug and its author (one joined `SELECT`); 404 when there is none.
+async fn by_slug<C: Executor>(
     db: &C,
     slug: &str,
 ) -> Result<(article::Model, user::Model), ApiError> {
-    article::Entity::find()
+    let found = article::Ops::query()
         .filter(article::Column::Slug.eq(slug))
         .find_also_related(user::Entity)
-        .one(db)
+        .one(db);
+    article::Ops::run_query(db, "by_slug", found)
         .await?
         .and_then(|(article, author)| Some((article, author?)))
         .ok_or(ApiError::NotFound("the article does not exist"))
@@ -314,7 +322,7 @@ pub async fn create(
 
 /// The article with this slug, when `me` wrote it: 404 when there is none, 403 when someone else
 /// wrote it.
-async fn own_article<C: ConnectionTrait>(
+async fn own_article<C: Executor>(
     db: &C,
     me: i32,
     slug: &str,
@@ -397,18 +405,9 @@ pub async fn update(
 async fn remove_article(session: &Session, me: i32, slug: &str) -> Result<(), ApiError> {
     use crate::entities::comment;
     let (found, _) = own_article(session, me, slug).await?;
-    comment::Entity::delete_many()
-        .filter(comment::Column::ArticleId.eq(found.id))
-        .exec(session)
-        .await?;
-    favorite::Entity::delete_many()
-        .filter(favorite::Column::ArticleId.eq(found.id))
-        .exec(session)
-        .await?;
-    article_tag::Entity::delete_many()
-        .filter(article_tag::Column::ArticleId.eq(found.id))
-        .exec(session)
-        .await?;
+    comment::Ops::delete_where(session, comment::Column::ArticleId.eq(found.id)).await?;
+    favorite::Ops::delete_where(session, favorite::Column::ArticleId.eq(found.id)).await?;
+    article_tag::Ops::delete_where(session, article_tag::Column::ArticleId.eq(found.id)).await?;
     article::Ops::delete(session, found.id).await?;
     Ok(())
 }
@@ -481,9 +480,10 @@ pub async fn unfavorite(
     favorite_or_not(&state.db, me.id, &slug, false).await
 }
 
-/// `GET /tags`: every tag in use, the most used first, then alphabetically; one statement.
+/// `GET /tags`: every tag in use, the most used first, then alphabetically; one statement (an
+/// aggregate, so a SeaORM query run through the repository).
 pub async fn tags(tx: RequestSession) -> Result<Json<Value>, ApiError> {
-    let tags: Vec<String> = article_tag::Entity::find()
+    let tags = article_tag::Ops::query()
         .select_only()
         .column(article_tag::Column::Tag)
         .group_by(article_tag::Column::Tag)
@@ -492,8 +492,8 @@ pub async fn tags(tx: RequestSession) -> Result<Json<Value>, ApiError> {
             Order::Desc,
         )
         .order_by(article_tag::Column::Tag, Order::Asc)
-        .into_tuple()
-        .all(&tx)
-        .await?;
+        .into_tuple::<String>()
+        .all(&tx);
+    let tags = article_tag::Ops::run_query(&tx, "tags", tags).await?;
     Ok(Json(json!({ "tags": tags })))
 }

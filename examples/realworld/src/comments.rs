@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ops_sea::axum::RequestSession;
 use ops_sea::prelude::*;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -52,12 +52,13 @@ pub async fn list(
     Path(slug): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = article_id(&tx, &slug).await?;
-    let rows = comment::Entity::find()
+    // The comments with their authors: a join, so a SeaORM query run through the repository.
+    let rows = comment::Ops::query()
         .filter(comment::Column::ArticleId.eq(id))
         .find_also_related(user::Entity)
         .order_by_asc(comment::Column::Id)
-        .all(&tx)
-        .await?;
+        .all(&tx);
+    let rows = comment::Ops::run_query(&tx, "list", rows).await?;
     let following = views::followed(
         &tx,
         caller.id(),
@@ -122,9 +123,11 @@ pub async fn add(
 #[managed_session]
 async fn remove_comment(session: &Session, me: i32, slug: &str, id: i32) -> Result<(), ApiError> {
     let article_id = article_id(session, slug).await?;
-    let found = comment::Ops::find(session, id)
+    let on_article = Condition::all()
+        .add(comment::Column::Id.eq(id))
+        .add(comment::Column::ArticleId.eq(article_id));
+    let found = comment::Ops::only_where(session, on_article)
         .await?
-        .filter(|comment| comment.article_id == article_id)
         .ok_or(ApiError::NotFound("the comment does not exist"))?;
     if found.author_id != me {
         return Err(ApiError::Forbidden(

@@ -11,6 +11,10 @@
 //!
 //! How it uses ops:
 //! - every table is a SeaORM entity with `#[derive(Ops)]` ([`entities`]);
+//! - filtered reads and deletes are the repositories' operations (`count_where`, `list_where`,
+//!   `only_where`, `delete_where`); the joins and aggregates the repositories do not express (a
+//!   page of articles with their authors, favorite counts, tags by use) are SeaORM queries run
+//!   through `Ops::run_query`, which keeps the repository's span and error context;
 //! - reads and single-statement writes run in the request's session from
 //!   [`SessionLayer`], committed on a 2xx and rolled back otherwise;
 //! - handlers that read and write several rows call a `#[db_retry] #[managed_session]` function

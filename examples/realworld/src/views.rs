@@ -6,8 +6,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use ops_sea::Executor;
 use sea_orm::sea_query::{Expr, Func};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QuerySelect};
 use serde::Serialize;
 
 use crate::entities::{article, article_tag, favorite, follow, user};
@@ -97,7 +98,7 @@ pub fn now_millis() -> i64 {
 }
 
 /// Which of `users` the caller follows: one statement, none for an anonymous caller.
-pub async fn followed<C: ConnectionTrait>(
+pub async fn followed<C: Executor>(
     db: &C,
     caller: Option<i32>,
     users: impl IntoIterator<Item = i32>,
@@ -109,19 +110,18 @@ pub async fn followed<C: ConnectionTrait>(
     if users.is_empty() {
         return Ok(HashSet::new());
     }
-    let ids: Vec<i32> = follow::Entity::find()
-        .select_only()
-        .column(follow::Column::FolloweeId)
-        .filter(follow::Column::FollowerId.eq(caller))
-        .filter(follow::Column::FolloweeId.is_in(users))
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(ids.into_iter().collect())
+    let follows = follow::Ops::list_where(
+        db,
+        Condition::all()
+            .add(follow::Column::FollowerId.eq(caller))
+            .add(follow::Column::FolloweeId.is_in(users)),
+    )
+    .await?;
+    Ok(follows.into_iter().map(|f| f.followee_id).collect())
 }
 
 /// One user's profile as the caller sees it.
-pub async fn profile<C: ConnectionTrait>(
+pub async fn profile<C: Executor>(
     db: &C,
     caller: Option<i32>,
     user: &user::Model,
@@ -132,7 +132,7 @@ pub async fn profile<C: ConnectionTrait>(
 
 /// Views of `rows` (articles with their authors) for `caller`, in the order given, in at most
 /// four statements: tags, favorite counts, the caller's favorites, the caller's follows.
-pub async fn articles<C: ConnectionTrait>(
+pub async fn articles<C: Executor>(
     db: &C,
     caller: Option<i32>,
     rows: Vec<(article::Model, user::Model)>,
@@ -143,18 +143,18 @@ pub async fn articles<C: ConnectionTrait>(
     }
     let ids: Vec<i32> = rows.iter().map(|(a, _)| a.id).collect();
 
+    // In primary-key order, (article, tag); each article's tags are put back in the order its
+    // author gave them.
+    let mut tag_rows =
+        article_tag::Ops::list_where(db, article_tag::Column::ArticleId.is_in(ids.clone())).await?;
+    tag_rows.sort_by_key(|row| (row.article_id, row.position));
     let mut tags: HashMap<i32, Vec<String>> = HashMap::new();
-    let tag_rows = article_tag::Entity::find()
-        .filter(article_tag::Column::ArticleId.is_in(ids.clone()))
-        .order_by_asc(article_tag::Column::ArticleId)
-        .order_by_asc(article_tag::Column::Position)
-        .all(db)
-        .await?;
     for row in tag_rows {
         tags.entry(row.article_id).or_default().push(row.tag);
     }
 
-    let counts: HashMap<i32, i64> = favorite::Entity::find()
+    // A count per article: an aggregate, so a SeaORM query run through the repository.
+    let counts = favorite::Ops::query()
         .select_only()
         .column(favorite::Column::ArticleId)
         .column_as(
@@ -164,22 +164,23 @@ pub async fn articles<C: ConnectionTrait>(
         .filter(favorite::Column::ArticleId.is_in(ids.clone()))
         .group_by(favorite::Column::ArticleId)
         .into_tuple::<(i32, i64)>()
-        .all(db)
+        .all(db);
+    let counts: HashMap<i32, i64> = favorite::Ops::run_query(db, "counts", counts)
         .await?
         .into_iter()
         .collect();
 
     let mine: HashSet<i32> = match caller {
-        Some(caller) => favorite::Entity::find()
-            .select_only()
-            .column(favorite::Column::ArticleId)
-            .filter(favorite::Column::UserId.eq(caller))
-            .filter(favorite::Column::ArticleId.is_in(ids))
-            .into_tuple::<i32>()
-            .all(db)
-            .await?
-            .into_iter()
-            .collect(),
+        Some(caller) => favorite::Ops::list_where(
+            db,
+            Condition::all()
+                .add(favorite::Column::UserId.eq(caller))
+                .add(favorite::Column::ArticleId.is_in(ids)),
+        )
+        .await?
+        .into_iter()
+        .map(|f| f.article_id)
+        .collect(),
         None => HashSet::new(),
     };
 
@@ -203,7 +204,7 @@ pub async fn articles<C: ConnectionTrait>(
 }
 
 /// One article with its body, for the single-article answers.
-pub async fn article<C: ConnectionTrait>(
+pub async fn article<C: Executor>(
     db: &C,
     caller: Option<i32>,
     article: article::Model,

@@ -1,7 +1,8 @@
 //! `#[ops_sea::test(...)]` options: `entities(cake, bakery)`, `setup = seed`, `allow_leaks`,
 //! `crate = "..."`. Each keeps its tokens, so errors and generated paths carry the user's spans.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
+use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 
 use crate::errors::Errors;
@@ -39,23 +40,13 @@ impl TestArgs {
                         let _ = value::value_expr(&meta)?;
                         return Ok(());
                     }
-                    let before = args.entities.len();
-                    meta.parse_nested_meta(|entity| {
-                        if !entity.input.is_empty() && !entity.input.peek(syn::Token![,]) {
-                            return Err(entity.error(
-                                "`entities` lists entity modules by path: `entities(cake, \
-                                 shop::bakery)`",
-                            ));
-                        }
-                        args.entities.push(entity.path);
-                        Ok(())
-                    })?;
-                    if args.entities.len() == before {
-                        errors.push(syn::Error::new(
+                    match entities(&meta, errors)? {
+                        Some(listed) => args.entities.extend(listed),
+                        None => errors.push(syn::Error::new(
                             span,
                             "`entities()` is empty: list the entity modules whose tables the \
                              test needs, `entities(cake, bakery)`, or leave the option out",
-                        ));
+                        )),
                     }
                 }
                 "setup" => {
@@ -104,4 +95,48 @@ impl TestArgs {
         }
         args
     }
+}
+
+/// The paths inside `entities(...)`. An element that is not a module path is reported at its
+/// tokens and skipped, so the other elements and options are still read. `None` when the
+/// parentheses hold no element at all (`syn`'s nested-meta parser would stop there with a message
+/// about "nested attributes" that says nothing to the user).
+fn entities(
+    meta: &ParseNestedMeta<'_>,
+    errors: &mut Errors,
+) -> syn::Result<Option<Vec<syn::Path>>> {
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let mut paths = Vec::new();
+    let mut reported = false;
+    while !content.is_empty() {
+        // One element: every token up to the next comma (a path has no comma at its top level).
+        let element: TokenStream = content.step(|cursor| {
+            let mut rest = *cursor;
+            let mut tokens = Vec::new();
+            while let Some((tree, next)) = rest.token_tree() {
+                if matches!(&tree, TokenTree::Punct(punct) if punct.as_char() == ',') {
+                    break;
+                }
+                tokens.push(tree);
+                rest = next;
+            }
+            Ok((tokens.into_iter().collect(), rest))
+        })?;
+        match syn::Path::parse_mod_style.parse2(element.clone()) {
+            Ok(path) => paths.push(path),
+            Err(_) if element.is_empty() => {}
+            Err(_) => {
+                reported = true;
+                errors.spanned(
+                    &element,
+                    "`entities` lists entity modules by path: `entities(cake, shop::bakery)`",
+                );
+            }
+        }
+        if !content.is_empty() {
+            content.parse::<syn::Token![,]>()?;
+        }
+    }
+    Ok((reported || !paths.is_empty()).then_some(paths))
 }

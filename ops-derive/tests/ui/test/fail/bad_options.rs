@@ -15,4 +15,14 @@ async fn empty_entities(db: Db) {
     let _ = db;
 }
 
+#[ops_sea::test(entities("cake", bakery::<u8>, shop::cake), allow_leaks = "yes")]
+async fn entities_not_paths(db: Db) {
+    let _ = db;
+}
+
+#[ops_sea::test(entities = cake, crate = ops_sea)]
+async fn option_forms(db: Db) {
+    let _ = db;
+}
+
 fn main() {}
