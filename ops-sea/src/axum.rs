@@ -104,6 +104,8 @@ pub struct SessionLayer {
 struct LayerConfig {
     db: Db,
     options: SessionOptions,
+    /// `GET`, `HEAD` and `OPTIONS` requests begin read-only sessions.
+    read_only_safe_methods: bool,
     /// Where the layer was built: the origin of every session it opens, so a leaked or slow
     /// request session names the router that opened it.
     origin: &'static Location<'static>,
@@ -118,6 +120,7 @@ impl SessionLayer {
             config: Arc::new(LayerConfig {
                 db,
                 options: SessionOptions::default(),
+                read_only_safe_methods: false,
                 origin: Location::caller(),
             }),
         }
@@ -130,6 +133,30 @@ impl SessionLayer {
             config: Arc::new(LayerConfig {
                 db: self.config.db.clone(),
                 options,
+                read_only_safe_methods: self.config.read_only_safe_methods,
+                origin: self.config.origin,
+            }),
+        }
+    }
+
+    /// Begins the sessions of `GET`, `HEAD` and `OPTIONS` requests (HTTP's safe methods)
+    /// read-only. On SQLite they then run on the reader connections instead of queueing for the
+    /// one writer; with read replicas they go to a replica; on every backend a write in such a
+    /// handler fails with a `Programming` error (a 500) instead of committing. Off by default,
+    /// because a `GET` handler that writes (a "last seen" stamp, a counter) would start failing.
+    ///
+    /// ```no_run
+    /// # fn demo(db: ops_sea::Db) {
+    /// let layer = ops_sea::axum::SessionLayer::new(db).read_only_on_safe_methods();
+    /// # drop(layer);
+    /// # }
+    /// ```
+    pub fn read_only_on_safe_methods(self) -> SessionLayer {
+        SessionLayer {
+            config: Arc::new(LayerConfig {
+                db: self.config.db.clone(),
+                options: self.config.options.clone(),
+                read_only_safe_methods: true,
                 origin: self.config.origin,
             }),
         }
@@ -295,6 +322,14 @@ impl RequestSession {
         self.ensure_open()?;
         let config = &self.inner.config;
         let mut options = config.options.clone();
+        if config.read_only_safe_methods
+            && matches!(
+                self.inner.method,
+                Method::GET | Method::HEAD | Method::OPTIONS
+            )
+        {
+            options = options.read_only();
+        }
         if options.name.is_none() {
             let path = match &self.inner.route {
                 Some(route) => route.as_str(),

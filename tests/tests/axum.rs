@@ -776,3 +776,58 @@ async fn health_answers_200_then_503_when_the_database_is_gone() {
     assert!(!body["reasons"].as_array().expect("reasons").is_empty());
     finish(t, db, server).await;
 }
+
+/// Answers whether the request's session is read-only, and how many items it sees.
+async fn session_mode(tx: RequestSession) -> Answer {
+    let session = tx.session().await?;
+    let items = count(session, "items").await;
+    Ok(format!("{} {items}", session.is_read_only()).into_response())
+}
+
+#[tokio::test]
+async fn safe_methods_can_run_read_only_sessions() {
+    let (t, db, admin) = setup("axum_read_only").await;
+    let routes = Router::new()
+        .route("/items/{id}/{name}", post(create_item).get(create_item))
+        .route("/mode", get(session_mode).post(session_mode));
+    let server =
+        serve(routes.layer(SessionLayer::new(db.clone()).read_only_on_safe_methods())).await;
+
+    // A POST writes and commits as before.
+    let reply = server.post("/items/1/one").await;
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(count(&admin, "items").await, 1);
+
+    // A GET runs read-only and sees the committed row; a POST to the same handler does not.
+    let reply = server.get("/mode").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "true 1"),
+        "{reply:?}"
+    );
+    let reply = server.post("/mode").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "false 1"),
+        "{reply:?}"
+    );
+
+    // A write in a GET handler fails with a server error instead of committing, on every
+    // backend (on SQLite the session runs on a `query_only` reader).
+    let before = db.error_stats();
+    let reply = server.get("/items/2/two").await;
+    assert_eq!(reply.status, 500, "{reply:?}");
+    assert_eq!(
+        count(&admin, "items").await,
+        1,
+        "the write was not committed"
+    );
+    let after = db.error_stats();
+    assert!(
+        after.total > before.total,
+        "the refused write is in the error stats: {after:?}"
+    );
+    assert_eq!(db.session_stats().active, 0);
+    drop(admin);
+    finish(t, db, server).await;
+}

@@ -115,7 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/articles/{slug}/comments/{id}", delete(comments::delete))
         .route("/tags", get(articles::tags))
         .fallback(not_found)
-        .layer(SessionLayer::new(state.db.clone()));
+        .layer(SessionLayer::new(state.db.clone()).read_only_on_safe_methods());
     Router::new()
         .nest("/api", api)
         .route("/health", get(health).with_state(state.db.clone()))
