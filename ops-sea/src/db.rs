@@ -54,12 +54,9 @@ pub(crate) struct DbInner {
 
 impl DbInner {
     /// Whether `sql` must run on a connection that is reset afterwards: it could leave a
-    /// transaction open, and the pool does not already check every release (it always does on
-    /// SQLite, where the check costs no round trip).
+    /// transaction open, and the pool does not already check every release.
     fn resets(&self, sql: &str) -> bool {
-        self.config.reset_check == ResetCheck::Auto
-            && self.backend != DbBackend::Sqlite
-            && crate::pool::may_open_transaction(sql)
+        self.config.reset_check == ResetCheck::Auto && crate::pool::may_open_transaction(sql)
     }
 }
 

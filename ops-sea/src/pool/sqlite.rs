@@ -190,11 +190,16 @@ pub(crate) fn build(
         .max_lifetime(None)
         .idle_timeout(None);
     let flag = Arc::clone(&query_only_on);
+    let always = config.reset_check == ops_core::config::ResetCheck::Always;
     let writer = writer.after_release(move |conn, _meta| {
         let flag = Arc::clone(&flag);
         let returned = returned.clone();
         Box::pin(async move {
-            if super::reset::sqlite_in_transaction(conn).await? {
+            // The same rule as the server pools (`build.rs`): raw SQL runs on a connection that
+            // is reset after it (`raw.rs`), so only releases shortly after an abandoned call can
+            // hide a transaction; the check is a hop to the connection's worker thread.
+            let check = always || super::release::check_now();
+            if check && super::reset::sqlite_in_transaction(conn).await? {
                 super::count_returned(&returned);
                 tracing::warn!(
                     "a SQLite connection was returned to the pool inside a transaction; \
