@@ -31,7 +31,8 @@ use super::Pool;
 
 /// Whether `sql` could leave its connection inside a transaction (or in a state, like MySQL's
 /// `autocommit = 0`, where the next statement opens one). Conservative: `true` unless `sql` is a
-/// single statement whose first keyword is one that cannot.
+/// single statement whose first keyword is one that cannot (`EXPLAIN` and `SHOW` included: on
+/// SQLite an `EXPLAIN` keeps going to the readers).
 pub(crate) fn may_open_transaction(sql: &str) -> bool {
     // A `;` anywhere, even inside a literal, counts as a possible second statement: the cost of a
     // false alarm is one background round trip, the cost of a miss a leaked transaction.
@@ -46,7 +47,7 @@ pub(crate) fn may_open_transaction(sql: &str) -> bool {
         .unwrap_or(body.len());
     let keyword = &body[..end];
     ![
-        "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "REPLACE",
+        "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "REPLACE", "EXPLAIN", "SHOW",
     ]
     .iter()
     .any(|k| k.eq_ignore_ascii_case(keyword))
@@ -300,6 +301,9 @@ mod tests {
             "(SELECT 1) UNION (SELECT 2)",
             "\n\tVALUES (1)",
             "REPLACE INTO t VALUES (1)",
+            "EXPLAIN QUERY PLAN SELECT 1",
+            "explain analyze update t set a = 1",
+            "SHOW TABLES",
         ] {
             assert!(!may_open_transaction(sql), "{sql}");
         }
