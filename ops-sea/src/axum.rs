@@ -421,13 +421,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestSession {
     }
 }
 
-/// A begin failure as the `DbErr` a `ConnectionTrait` method must return. The driver's own error
-/// is kept when there is one, so the classification (and the repository's rule that statement
-/// errors were already counted) stays the same.
-fn to_db_err(err: OpsError) -> DbErr {
-    match err.db_err() {
-        Some(db_err) => db_err.clone(),
-        None => DbErr::Custom(err.to_string()),
+impl RequestSession {
+    /// A failure to reach the request's session as the `DbErr` a SeaORM trait method must return,
+    /// keeping its category (see `OpsError::into_db_err`). A begin failure carries the driver's
+    /// error and was recorded where it happened; an error raised here (the request is over) is
+    /// recorded now, once, since the repository treats a connection error as already counted.
+    fn to_db_err(&self, err: OpsError) -> DbErr {
+        let err = match err.db_err() {
+            Some(_) => err,
+            None => self.db().record(err),
+        };
+        err.into_db_err()
     }
 }
 
@@ -440,7 +444,7 @@ impl ConnectionTrait for RequestSession {
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .execute_raw(stmt)
             .await
     }
@@ -448,7 +452,7 @@ impl ConnectionTrait for RequestSession {
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .execute_unprepared(sql)
             .await
     }
@@ -456,7 +460,7 @@ impl ConnectionTrait for RequestSession {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .query_one_raw(stmt)
             .await
     }
@@ -464,7 +468,7 @@ impl ConnectionTrait for RequestSession {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .query_all_raw(stmt)
             .await
     }
@@ -480,7 +484,11 @@ impl TransactionTrait for RequestSession {
     type Transaction = DatabaseTransaction;
 
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.session().await.map_err(to_db_err)?.begin().await
+        self.session()
+            .await
+            .map_err(|e| self.to_db_err(e))?
+            .begin()
+            .await
     }
 
     async fn begin_with_config(
@@ -490,7 +498,7 @@ impl TransactionTrait for RequestSession {
     ) -> Result<DatabaseTransaction, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .begin_with_config(isolation_level, access_mode)
             .await
     }
@@ -501,7 +509,7 @@ impl TransactionTrait for RequestSession {
     ) -> Result<DatabaseTransaction, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .begin_with_options(options)
             .await
     }
@@ -517,7 +525,7 @@ impl TransactionTrait for RequestSession {
     {
         self.session()
             .await
-            .map_err(|e| TransactionError::Connection(to_db_err(e)))?
+            .map_err(|e| TransactionError::Connection(self.to_db_err(e)))?
             .transaction(callback)
             .await
     }
@@ -538,7 +546,7 @@ impl TransactionTrait for RequestSession {
     {
         self.session()
             .await
-            .map_err(|e| TransactionError::Connection(to_db_err(e)))?
+            .map_err(|e| TransactionError::Connection(self.to_db_err(e)))?
             .transaction_with_config(callback, isolation_level, access_mode)
             .await
     }
