@@ -463,6 +463,7 @@ async fn a_finished_session_keeps_its_backend() {
     let expected = db.get_database_backend();
     let mut s = db.session().await.unwrap();
     assert_eq!(s.get_database_backend(), expected);
+    // ops-scan: allow(unfinished-session) -- finished in place by rollback_in_place below
     let mut nested = s.nested().await.unwrap();
     ops_sea::__private::rollback_in_place(&mut nested)
         .await
