@@ -280,8 +280,8 @@ pub struct SslCertificates {
 
 /// A parsed and normalized database URL.
 ///
-/// The full URL, password included, is available only through [`DatabaseUrl::expose`] (alias
-/// [`DatabaseUrl::as_str`]), for handing to the driver. `Display`, `Debug` and
+/// The full URL, password included, is available only through [`DatabaseUrl::expose`], for
+/// handing to the driver. `Display`, `Debug` and
 /// [`DatabaseUrl::redacted`] show the password as `***`.
 ///
 /// Parsing accepts the spellings of sqlx and of SQLAlchemy and rewrites the latter into the
@@ -358,11 +358,6 @@ impl DatabaseUrl {
 
     /// The full URL, password included, for the driver. Never log it.
     pub fn expose(&self) -> &str {
-        &self.url
-    }
-
-    /// The full URL, password included; the same as [`DatabaseUrl::expose`].
-    pub fn as_str(&self) -> &str {
         &self.url
     }
 

@@ -576,7 +576,6 @@ fn password_is_redacted_everywhere_but_expose() {
         parsed.expose(),
         format!("postgres://app:{SECRET}@db:5432/app")
     );
-    assert_eq!(parsed.as_str(), parsed.expose());
     assert_eq!(parsed.redacted(), "postgres://app:***@db:5432/app");
     assert_eq!(parsed.to_string(), parsed.redacted());
     assert_hidden("DatabaseUrl Debug", &format!("{parsed:?}"), SECRET);

@@ -236,6 +236,8 @@ impl OpsError {
     /// returned when there is one; otherwise the error itself travels inside (as the source of a
     /// sqlx configuration error, the one variant that carries any error), so that
     /// [`classify`](crate::classify::classify) reads its category and code back.
+    // Only axum's `RequestSession` needs this so far.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn into_db_err(self) -> DbErr {
         if let Some(db_err) = self.db_err() {
             return db_err.clone();
