@@ -32,7 +32,7 @@ pub async fn open(example: &str, tune: impl FnOnce(&mut DbConfig)) -> Result<Exa
             std::process::id()
         ));
         remove_sqlite_files(&file);
-        // Four slashes: an absolute path (`sqlite:///relative.db` is relative, the SQLAlchemy way).
+        // `sqlite:///` and an absolute path: absolute to sqlx (and to SQLAlchemy's four slashes).
         let url = format!("sqlite:///{}?mode=rwc", file.display());
         (DbConfig::new(&url)?, Some(file))
     };

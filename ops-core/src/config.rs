@@ -59,8 +59,8 @@ const MAX_STATEMENT_TIMEOUT_MS: u128 = i32::MAX as u128;
 const ACCEPTED_URLS: &str = "use postgres://user:password@host:5432/database \
     (postgresql://, postgresql+asyncpg:// and the other SQLAlchemy spellings work too), \
     mysql://user:password@host:3306/database (mariadb://, mysql+pymysql://, mysql+aiomysql://…) \
-    or sqlite://file.db (sqlite::memory:, sqlite:file.db, SQLAlchemy's sqlite:///relative.db \
-    and sqlite:////absolute.db)";
+    or sqlite://file.db (sqlite::memory:, sqlite:file.db, sqlite:///absolute/file.db; \
+    SQLAlchemy's sqlite+pysqlite:///relative.db and sqlite+pysqlite:////absolute.db)";
 
 /// What a duration error suggests instead.
 const DURATION_FORM: &str =
@@ -280,8 +280,8 @@ pub struct SslCertificates {
 
 /// A parsed and normalized database URL.
 ///
-/// The full URL, password included, is available only through [`DatabaseUrl::expose`] (alias
-/// [`DatabaseUrl::as_str`]), for handing to the driver. `Display`, `Debug` and
+/// The full URL, password included, is available only through [`DatabaseUrl::expose`], for
+/// handing to the driver. `Display`, `Debug` and
 /// [`DatabaseUrl::redacted`] show the password as `***`.
 ///
 /// Parsing accepts the spellings of sqlx and of SQLAlchemy and rewrites the latter into the
@@ -290,12 +290,20 @@ pub struct SslCertificates {
 /// - `postgresql://`, `postgresql+asyncpg://` and any `postgres(ql)+driver://` become
 ///   `postgres://`; `mariadb://`, `mysql+pymysql://` and any `mysql+driver://` or
 ///   `mariadb+driver://` become `mysql://`.
-/// - SQLAlchemy's SQLite forms: `sqlite://` and `sqlite:///:memory:` become `sqlite::memory:`;
-///   `sqlite:///relative.db` (three slashes: relative) becomes `sqlite://relative.db` and
-///   `sqlite:////absolute.db` (four slashes) becomes `sqlite:///absolute.db`, with `mode=rwc`
-///   added when no mode is given so that the file is created on demand. Note that sqlx itself
-///   reads three slashes as an absolute path; the SQLAlchemy reading wins here, and the note
-///   says so.
+/// - Plain `sqlite:` URLs keep the meaning sqlx documents and are passed on as written:
+///   `sqlite://data.db` and `sqlite:data.db` are `data.db` in the working directory,
+///   `sqlite:///data.db` is the absolute path `/data.db`, `sqlite::memory:` is in memory.
+///   `sqlite://` alone, which names no file, is read as `sqlite::memory:` (sqlx would give each
+///   connection a private temporary database); SQLAlchemy's `sqlite:///:memory:` is refused,
+///   since sqlx would open the file `/:memory:`.
+/// - SQLAlchemy's readings apply only to URLs that say they are SQLAlchemy's, `sqlite+pysqlite:`,
+///   `sqlite+aiosqlite:` and the other `sqlite+driver:` schemes (except `sqlite+pysqlcipher:`,
+///   an encrypted database, which is refused): `sqlite+pysqlite://` and
+///   `sqlite+pysqlite:///:memory:` become `sqlite::memory:`, `sqlite+pysqlite:///relative.db`
+///   (three slashes: relative) becomes `sqlite://relative.db` and
+///   `sqlite+pysqlite:////absolute.db` (four slashes) becomes `sqlite:///absolute.db`, with
+///   `mode=rwc` added when no mode is given so that the file is created on demand, as SQLAlchemy
+///   does. The rewritten URL, as printed, opens the same file when given back.
 /// - `sslmode`, `ssl-mode`, `ssl_mode` and `ssl` are removed from the query, and their value is
 ///   kept as [`DatabaseUrl::ssl_mode`]. PyMySQL's `ssl_ca`, `ssl_cert` and `ssl_key` become
 ///   `ssl-ca`, `ssl-cert` and `ssl-key`, which sqlx reads for both servers.
@@ -350,11 +358,6 @@ impl DatabaseUrl {
 
     /// The full URL, password included, for the driver. Never log it.
     pub fn expose(&self) -> &str {
-        &self.url
-    }
-
-    /// The full URL, password included; the same as [`DatabaseUrl::expose`].
-    pub fn as_str(&self) -> &str {
         &self.url
     }
 
@@ -471,26 +474,37 @@ impl DatabaseUrl {
             "sqlite" => {
                 match driver {
                     None => {}
-                    Some(driver @ ("pysqlite" | "aiosqlite")) => notes.push(format!(
-                        "rewrote the url scheme `{scheme_written}:` to `sqlite:` (the SQLAlchemy \
-                         driver `{driver}` is a Python package and does not apply)"
-                    )),
-                    Some(driver) => {
+                    Some("") => {
                         return Err(UrlProblem {
                             shown: shown(),
                             reason: format!(
-                                "the SQLite driver `{driver}` is not supported (only plain SQLite \
-                                 files are); {ACCEPTED_URLS}"
+                                "the scheme `{scheme_written}` names no driver after `+`; \
+                                 {ACCEPTED_URLS}"
                             ),
                         });
                     }
+                    Some(driver @ "pysqlcipher") => {
+                        return Err(UrlProblem {
+                            shown: shown(),
+                            reason: format!(
+                                "the SQLite driver `{driver}` opens encrypted databases, which \
+                                 sqlx cannot read (only plain SQLite files are supported); \
+                                 {ACCEPTED_URLS}"
+                            ),
+                        });
+                    }
+                    Some(driver) => notes.push(format!(
+                        "rewrote the url scheme `{scheme_written}:` to `sqlite:` (the SQLAlchemy \
+                         driver `{driver}` is a Python package and does not apply)"
+                    )),
                 }
                 if driver.is_none() && scheme_written != "sqlite" {
                     notes.push(format!(
                         "rewrote the url scheme `{scheme_written}:` to `sqlite:`"
                     ));
                 }
-                parse_sqlite(rest, notes).map_err(|reason| UrlProblem {
+                // A `+driver` says the URL is SQLAlchemy's, and so are its slash conventions.
+                parse_sqlite(rest, driver.is_some(), notes).map_err(|reason| UrlProblem {
                     shown: shown(),
                     reason,
                 })
@@ -679,8 +693,13 @@ fn parse_server(
     })
 }
 
-/// Parses the part after `sqlite:`.
-fn parse_sqlite(rest: &str, mut notes: Vec<String>) -> Result<DatabaseUrl, String> {
+/// Parses the part after `sqlite:`, the SQLAlchemy way when `sqlalchemy` (the scheme named a
+/// `+driver`), otherwise as sqlx does.
+fn parse_sqlite(
+    rest: &str,
+    sqlalchemy: bool,
+    mut notes: Vec<String>,
+) -> Result<DatabaseUrl, String> {
     let (body, query) = match rest.split_once('?') {
         Some((body, query)) => (body, Some(query)),
         None => (rest, None),
@@ -740,59 +759,84 @@ fn parse_sqlite(rest: &str, mut notes: Vec<String>) -> Result<DatabaseUrl, Strin
     let mut query: Vec<String> = pairs.iter().map(|pair| pair.raw.to_owned()).collect();
     let mode_memory = mode.as_deref() == Some("memory");
 
-    // Decide the path and whether the URL was written the SQLAlchemy way.
+    // Decide the path. A plain `sqlite:` URL means what sqlx documents: `sqlite://data.db` is
+    // `data.db` in the working directory and `sqlite:///data.db` is `/data.db`, so a SeaORM
+    // user's absolute path opens the file they mean. SQLAlchemy's readings (three slashes
+    // relative, four absolute) apply only to URLs that say they are SQLAlchemy's.
+    let no_file = || {
+        "it names no database file: use sqlite://path/to/file.db, sqlite:///absolute/path.db, \
+         or sqlite::memory: for an in-memory database"
+            .to_owned()
+    };
     let (database, sqlalchemy_file) = if body == ":memory:" {
         (":memory:".to_owned(), false)
-    } else if let Some(after) = body.strip_prefix("//") {
-        if let Some(path) = after.strip_prefix('/') {
-            // Three or more slashes: SQLAlchemy strips `sqlite:///`, the rest is the path.
-            if path.is_empty() || path == ":memory:" {
+    } else if sqlalchemy {
+        match body.strip_prefix("///") {
+            Some("" | ":memory:") => {
                 notes.push(format!(
                     "rewrote the SQLAlchemy url `sqlite:{body}` to `sqlite::memory:`, an in-memory \
                      database"
                 ));
                 (":memory:".to_owned(), false)
-            } else if path.starts_with('/') {
+            }
+            Some(path) if path.starts_with('/') => {
                 notes.push(format!(
-                    "read `sqlite:{body}` the SQLAlchemy way: four slashes give the absolute path \
+                    "read the SQLAlchemy url `sqlite:{body}`: four slashes give the absolute path \
                      {path}"
                 ));
                 (path.to_owned(), true)
-            } else {
+            }
+            Some(path) => {
                 notes.push(format!(
-                    "read `sqlite:{body}` the SQLAlchemy way: three slashes give the path {path} \
-                     relative to the working directory (sqlx alone would open /{path}); write \
-                     sqlite:////{path} for an absolute path or sqlite://{path} to silence this \
-                     note"
+                    "read the SQLAlchemy url `sqlite:{body}`: three slashes give the path {path} \
+                     relative to the working directory"
                 ));
                 (path.to_owned(), true)
             }
-        } else if after.is_empty() {
-            if mode_memory {
-                (String::new(), false)
-            } else if query.is_empty() {
+            None if body == "//" && query.is_empty() => {
                 notes.push(
                     "rewrote the SQLAlchemy url `sqlite://` to `sqlite::memory:`, an in-memory \
                      database"
                         .to_owned(),
                 );
                 (":memory:".to_owned(), false)
-            } else {
+            }
+            None => {
                 return Err(
-                    "it names no database file: use sqlite://path/to/file.db, or \
-                            sqlite::memory: for an in-memory database"
+                    "a SQLAlchemy SQLite url names its file after three slashes: use \
+                     sqlite+pysqlite:///relative.db or sqlite+pysqlite:////absolute.db"
                         .to_owned(),
                 );
+            }
+        }
+    } else if let Some(after) = body.strip_prefix("//") {
+        if after == "/:memory:" {
+            return Err(
+                "`sqlite:///:memory:` is SQLAlchemy's spelling, which sqlx reads as the file \
+                 /:memory:: use sqlite::memory: for an in-memory database (or \
+                 sqlite+pysqlite:///:memory: for SQLAlchemy's reading)"
+                    .to_owned(),
+            );
+        } else if after == "/" {
+            return Err(no_file());
+        } else if after.is_empty() {
+            if mode_memory {
+                (String::new(), false)
+            } else if query.is_empty() {
+                notes.push(
+                    "read the url `sqlite://`, which names no file, as `sqlite::memory:`, an \
+                     in-memory database"
+                        .to_owned(),
+                );
+                (":memory:".to_owned(), false)
+            } else {
+                return Err(no_file());
             }
         } else {
             (after.to_owned(), false)
         }
     } else if body.is_empty() {
-        return Err(
-            "it names no database file: use sqlite://path/to/file.db, or sqlite::memory: \
-                    for an in-memory database"
-                .to_owned(),
-        );
+        return Err(no_file());
     } else {
         (body.to_owned(), false)
     };

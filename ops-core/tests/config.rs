@@ -2,6 +2,7 @@
 //! the promise that no password ever reaches `Display`, `Debug` or an error message.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ops_core::config::{
@@ -161,8 +162,9 @@ fn malformed_schemes_are_refused_with_the_accepted_forms() {
 fn sqlalchemy_sqlite_memory_forms_become_sqlx_memory() {
     for input in [
         "sqlite://",
-        "sqlite:///:memory:",
-        "sqlite:///",
+        "sqlite+pysqlite://",
+        "sqlite+pysqlite:///:memory:",
+        "sqlite+pysqlite:///",
         "sqlite+aiosqlite://",
     ] {
         let parsed = url(input);
@@ -174,53 +176,122 @@ fn sqlalchemy_sqlite_memory_forms_become_sqlx_memory() {
             "{input} should say it was rewritten"
         );
     }
-    let shared = url("sqlite:///:memory:?cache=shared");
+    let shared = url("sqlite+pysqlite:///:memory:?cache=shared");
     assert_eq!(shared.expose(), "sqlite::memory:?cache=shared");
 }
 
+/// The file sqlx opens for a `sqlite:` URL, resolved against `cwd`: sqlx strips `sqlite://` (or
+/// else `sqlite:`) and takes the rest, up to `?`, as the path (`SqliteConnectOptions::from_str`).
+fn sqlx_file(exposed: &str, cwd: &Path) -> PathBuf {
+    let rest = exposed
+        .strip_prefix("sqlite://")
+        .or_else(|| exposed.strip_prefix("sqlite:"))
+        .expect("a sqlite url");
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    cwd.join(path)
+}
+
+/// sqlx documents `sqlite:///data.db` as the file `/data.db`: a plain `sqlite:` URL keeps that
+/// meaning and is passed on as written; ops read it as `data.db` in the working directory.
 #[test]
-fn sqlalchemy_relative_sqlite_path_gets_sqlx_form_and_rwc() {
-    let parsed = url("sqlite:///relative/path.db");
-    assert_eq!(parsed.expose(), "sqlite://relative/path.db?mode=rwc");
-    assert!(!parsed.is_in_memory());
-    let notes = parsed.normalizations().join("\n");
+fn plain_sqlite_three_slashes_is_the_absolute_path_sqlx_documents() {
+    let cwd = Path::new("/srv/app");
+    for (input, file) in [
+        ("sqlite:///var/app/app.db", "/var/app/app.db"),
+        ("sqlite:///var/app/app.db?mode=rwc", "/var/app/app.db"),
+        ("sqlite:///data.db?mode=ro", "/data.db"),
+        ("sqlite:////var/app/app.db", "/var/app/app.db"),
+        ("sqlite://data.db", "/srv/app/data.db"),
+        ("sqlite:data.db", "/srv/app/data.db"),
+        ("sqlite:/abs.db", "/abs.db"),
+    ] {
+        let parsed = url(input);
+        assert_eq!(parsed.expose(), input);
+        assert_eq!(parsed.to_string(), input);
+        assert!(
+            parsed.normalizations().is_empty(),
+            "{input}: {:?}",
+            parsed.normalizations()
+        );
+        assert_eq!(sqlx_file(parsed.expose(), cwd), Path::new(file), "{input}");
+    }
+    // SQLAlchemy's in-memory spelling is a file named `:memory:` at the root to sqlx: refused,
+    // with the spelling that works.
+    let message = url_err("sqlite:///:memory:").to_string();
+    assert!(
+        message.contains("sqlite::memory:") && message.contains("sqlite+pysqlite:///:memory:"),
+        "{message}"
+    );
+    assert!(
+        url_err("sqlite:///")
+            .to_string()
+            .contains("names no database file")
+    );
+}
+
+/// SQLAlchemy's readings apply where the scheme says the URL is SQLAlchemy's, and the URL ops
+/// prints for them opens the same file when parsed again (by ops or by sqlx).
+#[test]
+fn sqlalchemy_sqlite_urls_read_the_sqlalchemy_way_and_print_back_the_same_file() {
+    let cwd = Path::new("/srv/app");
+    for (input, exposed, file) in [
+        (
+            "sqlite+pysqlite:///relative/path.db",
+            "sqlite://relative/path.db?mode=rwc",
+            "/srv/app/relative/path.db",
+        ),
+        (
+            "sqlite+aiosqlite:////abs/path.db",
+            "sqlite:///abs/path.db?mode=rwc",
+            "/abs/path.db",
+        ),
+        (
+            "sqlite+pysqlite:////var/x.db?cache=shared",
+            "sqlite:///var/x.db?cache=shared&mode=rwc",
+            "/var/x.db",
+        ),
+        (
+            "sqlite+pysqlite:///data.db?mode=ro",
+            "sqlite://data.db?mode=ro",
+            "/srv/app/data.db",
+        ),
+        // Any other `+driver` is SQLAlchemy's too.
+        (
+            "sqlite+somedriver:///x.db",
+            "sqlite://x.db?mode=rwc",
+            "/srv/app/x.db",
+        ),
+    ] {
+        let parsed = url(input);
+        assert_eq!(parsed.expose(), exposed, "{input}");
+        assert!(!parsed.is_in_memory());
+        assert_eq!(sqlx_file(parsed.expose(), cwd), Path::new(file), "{input}");
+        // Printed and given back: the same URL, so the same file.
+        let again = url(&parsed.to_string());
+        assert_eq!(again.expose(), parsed.expose(), "{input}");
+        assert!(again.normalizations().is_empty(), "{input}");
+    }
+    let notes = url("sqlite+pysqlite:///relative/path.db")
+        .normalizations()
+        .join("\n");
     assert!(
         notes.contains("relative to the working directory"),
         "{notes}"
     );
-    assert!(
-        notes.contains("sqlite:////relative/path.db"),
-        "{notes} should say how to go absolute"
-    );
     assert!(notes.contains("mode=rwc"), "{notes}");
-}
-
-#[test]
-fn sqlalchemy_absolute_sqlite_path_gets_sqlx_form_and_rwc() {
-    let parsed = url("sqlite:////abs/path.db");
-    assert_eq!(parsed.expose(), "sqlite:///abs/path.db?mode=rwc");
     assert!(
-        parsed
+        url("sqlite+aiosqlite:////abs/path.db")
             .normalizations()
             .join("\n")
             .contains("absolute path /abs/path.db")
     );
-}
-
-#[test]
-fn sqlalchemy_sqlite_keeps_an_explicit_mode() {
-    assert_eq!(
-        url("sqlite:///data.db?mode=ro").expose(),
-        "sqlite://data.db?mode=ro"
+    // SQLAlchemy names the file after three slashes; two would be a host.
+    assert!(
+        url_err("sqlite+pysqlite://x.db")
+            .to_string()
+            .contains("three slashes")
     );
-    assert_eq!(
-        url("sqlite:////var/x.db?cache=shared").expose(),
-        "sqlite:///var/x.db?cache=shared&mode=rwc"
-    );
-    assert_eq!(
-        url("sqlite+pysqlite:///x.db").expose(),
-        "sqlite://x.db?mode=rwc"
-    );
+    assert!(url_err("sqlite+:///x.db").to_string().contains("no driver"));
 }
 
 #[test]
@@ -288,7 +359,7 @@ fn sqlite_parameters_sqlx_would_reject_are_caught_early() {
 
 #[test]
 fn sqlite_drops_python_only_check_same_thread() {
-    let parsed = url("sqlite:///app.db?check_same_thread=false");
+    let parsed = url("sqlite+pysqlite:///app.db?check_same_thread=false");
     assert_eq!(parsed.expose(), "sqlite://app.db?mode=rwc");
     assert!(
         parsed
@@ -505,7 +576,6 @@ fn password_is_redacted_everywhere_but_expose() {
         parsed.expose(),
         format!("postgres://app:{SECRET}@db:5432/app")
     );
-    assert_eq!(parsed.as_str(), parsed.expose());
     assert_eq!(parsed.redacted(), "postgres://app:***@db:5432/app");
     assert_eq!(parsed.to_string(), parsed.redacted());
     assert_hidden("DatabaseUrl Debug", &format!("{parsed:?}"), SECRET);
@@ -638,7 +708,8 @@ fn defaults() {
         line,
         "postgres://postgres@127.0.0.1:5432/test (postgres) pool_size=10 max_overflow=10 \
          pool_timeout=30s pool_recycle=30m idle_timeout=10m connect_timeout=10s \
-         statement_timeout=off idle_ping=500ms leak_threshold=1m ssl_mode=default"
+         statement_timeout=off idle_ping=500ms leak_threshold=1m ssl_mode=default \
+         reset_check=auto"
     );
 }
 

@@ -456,13 +456,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestSession {
     }
 }
 
-/// A begin failure as the `DbErr` a `ConnectionTrait` method must return. The driver's own error
-/// is kept when there is one, so the classification (and the repository's rule that statement
-/// errors were already counted) stays the same.
-fn to_db_err(err: OpsError) -> DbErr {
-    match err.db_err() {
-        Some(db_err) => db_err.clone(),
-        None => DbErr::Custom(err.to_string()),
+impl RequestSession {
+    /// A failure to reach the request's session as the `DbErr` a SeaORM trait method must return,
+    /// keeping its category (see `OpsError::into_db_err`). A begin failure carries the driver's
+    /// error and was recorded where it happened; an error raised here (the request is over) is
+    /// recorded now, once, since the repository treats a connection error as already counted.
+    fn to_db_err(&self, err: OpsError) -> DbErr {
+        let err = match err.db_err() {
+            Some(_) => err,
+            None => self.db().record(err),
+        };
+        err.into_db_err()
     }
 }
 
@@ -475,7 +479,7 @@ impl ConnectionTrait for RequestSession {
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .execute_raw(stmt)
             .await
     }
@@ -483,7 +487,7 @@ impl ConnectionTrait for RequestSession {
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .execute_unprepared(sql)
             .await
     }
@@ -491,7 +495,7 @@ impl ConnectionTrait for RequestSession {
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .query_one_raw(stmt)
             .await
     }
@@ -499,7 +503,7 @@ impl ConnectionTrait for RequestSession {
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .query_all_raw(stmt)
             .await
     }
@@ -515,7 +519,11 @@ impl TransactionTrait for RequestSession {
     type Transaction = DatabaseTransaction;
 
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.session().await.map_err(to_db_err)?.begin().await
+        self.session()
+            .await
+            .map_err(|e| self.to_db_err(e))?
+            .begin()
+            .await
     }
 
     async fn begin_with_config(
@@ -525,7 +533,7 @@ impl TransactionTrait for RequestSession {
     ) -> Result<DatabaseTransaction, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .begin_with_config(isolation_level, access_mode)
             .await
     }
@@ -536,7 +544,7 @@ impl TransactionTrait for RequestSession {
     ) -> Result<DatabaseTransaction, DbErr> {
         self.session()
             .await
-            .map_err(to_db_err)?
+            .map_err(|e| self.to_db_err(e))?
             .begin_with_options(options)
             .await
     }
@@ -552,7 +560,7 @@ impl TransactionTrait for RequestSession {
     {
         self.session()
             .await
-            .map_err(|e| TransactionError::Connection(to_db_err(e)))?
+            .map_err(|e| TransactionError::Connection(self.to_db_err(e)))?
             .transaction(callback)
             .await
     }
@@ -573,7 +581,7 @@ impl TransactionTrait for RequestSession {
     {
         self.session()
             .await
-            .map_err(|e| TransactionError::Connection(to_db_err(e)))?
+            .map_err(|e| TransactionError::Connection(self.to_db_err(e)))?
             .transaction_with_config(callback, isolation_level, access_mode)
             .await
     }

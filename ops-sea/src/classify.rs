@@ -150,6 +150,14 @@ fn classify_sqlx_in(err: &sqlx::Error, phase: Phase) -> Classification {
     use sqlx::Error as E;
 
     let category = match err {
+        // An `OpsError` carried through a `DbErr` (axum's `RequestSession` must answer SeaORM's
+        // traits with one) keeps the classification it already had.
+        E::Configuration(source) if source.is::<crate::OpsError>() => {
+            if let Some(carried) = source.downcast_ref::<crate::OpsError>() {
+                return carried.classification();
+            }
+            ErrorCategory::Configuration
+        }
         E::Database(db) => return classify_database(db.as_ref()),
         // The rustls handshake reports a rejected certificate (or no shared protocol) as an I/O
         // error carrying a `rustls::Error`: that fails the same way every time, so it is

@@ -224,6 +224,29 @@ impl OpsError {
         &self.inner.detail
     }
 
+    /// The category, code and constraint, as a classification.
+    pub(crate) fn classification(&self) -> Classification {
+        let mut classification = Classification::new(self.inner.category);
+        classification.code = self.inner.code.clone();
+        classification.constraint = self.inner.constraint.clone();
+        classification
+    }
+
+    /// This error as the `DbErr` a SeaORM trait method must return. The driver's own error is
+    /// returned when there is one; otherwise the error itself travels inside (as the source of a
+    /// sqlx configuration error, the one variant that carries any error), so that
+    /// [`classify`](crate::classify::classify) reads its category and code back.
+    // Only axum's `RequestSession` needs this so far.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn into_db_err(self) -> DbErr {
+        if let Some(db_err) = self.db_err() {
+            return db_err.clone();
+        }
+        DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(
+            sqlx::Error::Configuration(Box::new(self)),
+        )))
+    }
+
     /// The SeaORM error this came from, if any.
     pub fn db_err(&self) -> Option<&DbErr> {
         self.inner.source.as_deref()?.downcast_ref::<DbErr>()
@@ -334,6 +357,23 @@ mod tests {
         assert_eq!(general.user_message(), "Too many loans.");
         let in_context = general.with_context("loan", "create", None);
         assert_eq!(in_context.user_message(), "Too many loans.");
+    }
+
+    #[test]
+    fn an_error_carried_through_a_db_err_keeps_its_classification() {
+        for category in [ErrorCategory::Programming, ErrorCategory::Configuration] {
+            let carried = OpsError::new(category, "the request is over").into_db_err();
+            let back = OpsError::from(carried);
+            assert_eq!(back.category(), category, "{back}");
+        }
+        let rule = OpsError::conflict("Already lent.").into_db_err();
+        assert_eq!(
+            crate::classify::classify(&rule).category,
+            ErrorCategory::BusinessRule(RuleKind::Conflict)
+        );
+        // A driver's error is handed back as it is.
+        let driver = OpsError::from(DbErr::RecordNotUpdated);
+        assert!(matches!(driver.into_db_err(), DbErr::RecordNotUpdated));
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub mod test {
 // What `#[managed_session]` and `#[db_retry]` expansions call.
 pub use crate::macro_support::*;
 
+/// For ops' own integration tests: rolls back `session` and keeps the handle, in the state of a
+/// finished session, which no public call leaves a handle in.
+pub async fn rollback_in_place(session: &mut crate::Session) -> Result<(), OpsError> {
+    session.rollback_in_place().await
+}
+
 /// Converts a column value for a `find_by_*` or `list_by_*` condition.
 pub fn value<T: Into<Value>>(value: T) -> Value {
     value.into()

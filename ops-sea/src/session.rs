@@ -36,6 +36,8 @@ pub struct Session {
 
 struct SessionInner {
     txn: Option<SessionTxn>,
+    /// The backend, kept apart from `txn` so that a finished session still knows it.
+    backend: DbBackend,
     db: Option<Db>,
     ticket: Option<SessionTicket>,
     /// Keeps the enclosing session alive while this savepoint is open.
@@ -194,6 +196,7 @@ impl Session {
         });
         Session {
             inner: Arc::new(SessionInner {
+                backend: txn.backend(),
                 txn: Some(txn),
                 db,
                 ticket,
@@ -226,6 +229,32 @@ impl Session {
             self.inner.name.clone(),
             self.inner.origin,
         ))
+    }
+
+    /// Rolls the transaction back but keeps this handle, which is then finished: statements on it
+    /// fail, as they would on a handle that outlived its session. `commit` and `rollback` consume
+    /// the handle, so nothing public reaches that state; ops' own tests use this (through
+    /// `__private`) to check how a finished session answers.
+    pub(crate) async fn rollback_in_place(&mut self) -> Result<(), OpsError> {
+        let name = self.inner.name.clone();
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            OpsError::new(
+                ErrorCategory::Programming,
+                format!("cannot finish session '{name}' in place while other handles are alive"),
+            )
+        })?;
+        let txn = inner.txn.take().ok_or_else(|| {
+            OpsError::new(
+                ErrorCategory::Programming,
+                format!("session '{name}' is already finished"),
+            )
+        })?;
+        if let Some(ticket) = inner.ticket.take() {
+            ticket.finish(SessionOutcome::RolledBack);
+        }
+        txn.rollback()
+            .await
+            .map_err(|e| Db::record_in(inner.db.as_ref(), OpsError::from(e)))
     }
 
     /// Commits. A connection lost while the COMMIT was in flight gives `CommitUnknown`: the work
@@ -568,11 +597,9 @@ pub(crate) async fn kill_mysql_query(db: &Db, target: Target, connection_id: u64
 
 #[async_trait::async_trait]
 impl ConnectionTrait for Session {
+    /// The backend stored when the session opened, so a finished session answers too.
     fn get_database_backend(&self) -> DbBackend {
-        match &self.inner.txn {
-            Some(txn) => txn.backend(),
-            None => DbBackend::Sqlite,
-        }
+        self.inner.backend
     }
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
@@ -615,8 +642,14 @@ impl ConnectionTrait for Session {
 impl TransactionTrait for Session {
     type Transaction = DatabaseTransaction;
 
+    // A failed `begin*` is recorded in the `Db`'s error stats, as a failed statement is (and as
+    // `Db`'s own `begin*` does).
     async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?.sea()?.begin().await
+        self.txn()?
+            .sea()?
+            .begin()
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn begin_with_config(
@@ -628,13 +661,18 @@ impl TransactionTrait for Session {
             .sea()?
             .begin_with_config(isolation_level, access_mode)
             .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn begin_with_options(
         &self,
         options: sea_orm::TransactionOptions,
     ) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?.sea()?.begin_with_options(options).await
+        self.txn()?
+            .sea()?
+            .begin_with_options(options)
+            .await
+            .map_err(|e| self.observe(e))
     }
 
     async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>

@@ -371,7 +371,7 @@ impl TestDatabase {
             })?;
             let file = dir.join(format!("{name}.sqlite"));
             return Ok(TestDatabase {
-                // Four slashes before an absolute path: ops reads SQLite URLs the SQLAlchemy way.
+                // `sqlite:///` then an absolute path: absolute, as sqlx reads it.
                 url: format!("sqlite:///{}?mode=rwc", file.display()),
                 name,
                 kind,

@@ -67,7 +67,8 @@ impl TestDb {
                 });
                 let file = dir.join(format!("{name}.sqlite"));
                 TestDb {
-                    // Four slashes: absolute both to SQLAlchemy-style readers (ops) and to sqlx.
+                    // `sqlite:///` then an absolute path: four slashes, absolute to sqlx and in
+                    // SQLAlchemy's reading alike.
                     url: format!("sqlite:///{}?mode=rwc", file.display()),
                     direct_url: format!("sqlite:///{}?mode=rwc", file.display()),
                     backend,

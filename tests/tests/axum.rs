@@ -644,6 +644,57 @@ async fn a_handle_that_outlives_the_request_is_not_committed() {
     finish(t, db, server).await;
 }
 
+/// An error of the request session that no driver raised keeps its category through SeaORM's
+/// traits: a handle used after the response gets `Programming`, through a raw statement and
+/// through a repository, and each use is counted once under that category. It came back as
+/// `Other` (the error was turned into `DbErr::Custom` text), and the raw statement's error was
+/// not counted at all.
+#[tokio::test]
+async fn a_request_session_error_keeps_its_category_through_seaorm_traits() {
+    let (t, db, _admin) = setup("axum_late_use").await;
+    let kept = Arc::new(std::sync::Mutex::new(None::<RequestSession>));
+    let keeper = Arc::clone(&kept);
+    let handler = move |tx: RequestSession| async move {
+        // The handle outlives the request without having begun its session.
+        *keeper.lock().unwrap() = Some(tx);
+        StatusCode::OK
+    };
+    let app = Router::new()
+        .route("/keep", post(handler))
+        .layer(SessionLayer::new(db.clone()));
+    let server = serve(app).await;
+    let reply = server.post("/keep").await;
+    assert_eq!(reply.status, 500, "{reply:?}");
+
+    let held = kept
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the handler kept its handle");
+    let programming =
+        |stats: &ops_sea::ErrorStats| stats.by_category.get("programming").copied().unwrap_or(0);
+    let before = db.error_stats();
+    let raw = held
+        .execute_unprepared("SELECT 1")
+        .await
+        .expect_err("used after the request");
+    let err = OpsError::from(raw);
+    assert_eq!(err.category(), ErrorCategory::Programming, "{err}");
+    let err = note::Ops::find(&held, 1)
+        .await
+        .expect_err("used after the request");
+    assert_eq!(err.category(), ErrorCategory::Programming, "{err}");
+    assert_eq!(
+        err.user_message(),
+        ErrorCategory::Programming.user_message()
+    );
+    let after = db.error_stats();
+    assert_eq!(programming(&after) - programming(&before), 2, "{after:?}");
+    assert_eq!(after.total - before.total, 2, "{after:?}");
+    drop(held);
+    finish(t, db, server).await;
+}
+
 #[tokio::test]
 async fn without_the_layer_the_extractor_answers_500() {
     let (t, db, _admin) = setup("axum_no_layer").await;

@@ -453,3 +453,91 @@ async fn read_only_session_refuses_a_write_on_every_backend() {
     );
     finish(t, db).await;
 }
+
+/// A finished session still answers `get_database_backend` with the backend it ran on. It used to
+/// answer SQLite once its transaction was gone, whatever the backend, so this fails before the
+/// fix on PostgreSQL and MariaDB (and passes trivially on SQLite).
+#[tokio::test]
+async fn a_finished_session_keeps_its_backend() {
+    let (t, _admin, db) = setup("finished_backend").await;
+    let expected = db.get_database_backend();
+    let mut s = db.session().await.unwrap();
+    assert_eq!(s.get_database_backend(), expected);
+    // ops-scan: allow(unfinished-session) -- finished in place by rollback_in_place below
+    let mut nested = s.nested().await.unwrap();
+    ops_sea::__private::rollback_in_place(&mut nested)
+        .await
+        .unwrap();
+    assert_eq!(
+        nested.get_database_backend(),
+        expected,
+        "a finished savepoint"
+    );
+    assert!(nested.execute_unprepared("SELECT 1").await.is_err());
+    drop(nested);
+    ops_sea::__private::rollback_in_place(&mut s).await.unwrap();
+    assert_eq!(s.get_database_backend(), expected, "a finished session");
+    assert!(s.execute_unprepared("SELECT 1").await.is_err());
+    drop(s);
+    let stats = db.session_stats();
+    assert_eq!((stats.rolled_back, stats.dropped_unfinished), (1, 0));
+    finish(t, db).await;
+}
+
+/// A `begin*` of SeaORM's `TransactionTrait` that fails on a session is counted in the `Db`'s
+/// error stats, once, as it is on the `Db` itself. Sessions did not record these failures.
+///
+/// A savepoint cannot be made to fail inside an open SQLite transaction, so this needs a server:
+/// asking for an isolation level inside a transaction fails on PostgreSQL once a statement ran
+/// (25001) and on MariaDB at once (1568); on PostgreSQL an aborted transaction also refuses the
+/// plain `SAVEPOINT` (25P02).
+#[tokio::test]
+async fn a_failed_begin_on_a_session_is_recorded_once() {
+    use sea_orm::{IsolationLevel, TransactionOptions, TransactionTrait};
+
+    if !ops_tests::require_server("a_failed_begin_on_a_session_is_recorded_once") {
+        return;
+    }
+    let (t, _admin, db) = setup("failed_begin").await;
+    let expected_code = match ops_tests::backend() {
+        Backend::Postgres => "25001",
+        _ => "1568",
+    };
+    let serializable = || TransactionOptions {
+        isolation_level: Some(IsolationLevel::Serializable),
+        ..Default::default()
+    };
+    for attempt in ["begin_with_config", "begin_with_options"] {
+        let s = db.session().await.unwrap();
+        s.execute_unprepared("SELECT 1").await.unwrap();
+        let before = db.error_stats();
+        let failed = match attempt {
+            "begin_with_config" => s
+                .begin_with_config(Some(IsolationLevel::Serializable), None)
+                .await
+                .map(drop),
+            _ => s.begin_with_options(serializable()).await.map(drop),
+        };
+        let err = OpsError::from(failed.expect_err("an isolation level inside a transaction"));
+        assert_eq!(err.code(), Some(expected_code), "{attempt}: {err}");
+        let after = db.error_stats();
+        assert_eq!(after.total - before.total, 1, "{attempt}: {after:?}");
+        let by_code =
+            |stats: &ops_sea::ErrorStats| stats.by_code.get(expected_code).copied().unwrap_or(0);
+        assert_eq!(by_code(&after) - by_code(&before), 1, "{attempt}");
+        s.rollback().await.unwrap();
+    }
+
+    if ops_tests::backend() == Backend::Postgres {
+        let s = db.session().await.unwrap();
+        s.execute_unprepared("SELECT * FROM no_such_table")
+            .await
+            .expect_err("no such table");
+        let before = db.error_stats().total;
+        let err = OpsError::from(s.begin().await.map(drop).expect_err("aborted transaction"));
+        assert_eq!(err.code(), Some("25P02"), "{err}");
+        assert_eq!(db.error_stats().total - before, 1);
+        s.rollback().await.unwrap();
+    }
+    finish(t, db).await;
+}
