@@ -376,7 +376,7 @@ impl Session {
     /// Records a failed statement in the `Db`'s error stats.
     fn observe(&self, err: DbErr) -> DbErr {
         match &self.inner.db {
-            Some(db) => db.observe(err),
+            Some(db) => db.observe_with(err, db.disconnects(self.inner.target)),
             None => err,
         }
     }
