@@ -295,6 +295,19 @@ impl Db {
         err
     }
 
+    /// Records a disconnect for the pool behind `target` when `category` says the connection was
+    /// lost: for errors that do not pass through `observe` (a failed `BEGIN`, `COMMIT` or
+    /// `ROLLBACK` of a session).
+    pub(crate) fn note_lost(&self, category: ops_core::ErrorCategory, target: crate::pool::Target) {
+        if matches!(
+            category,
+            ops_core::ErrorCategory::Retryable(ops_core::RetryReason::ConnectionLost)
+                | ops_core::ErrorCategory::CommitUnknown
+        ) {
+            self.disconnects(target).record();
+        }
+    }
+
     /// The disconnect record of the pool behind `target`.
     pub(crate) fn disconnects(&self, target: crate::pool::Target) -> &crate::pool::Invalidation {
         match target {

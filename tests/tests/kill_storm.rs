@@ -263,13 +263,14 @@ async fn kill_storm() {
     report(&format!(
         "kill storm on {}: {} operations in {elapsed:.1?}, {} kills in {rounds} rounds, \
          {} gave up, {unknown} commit-unknown ({unknown_landed} landed); {} body runs; attempts \
-         per operation p50 {} p99 {} max {}; time per operation p50 {:.1?} p99 {:.1?} max {:.1?}; \
+         {} in all, per operation p50 {} p99 {} max {}; time per operation p50 {:.1?} p99 {:.1?} max {:.1?}; \
          {} connections invalidated",
         t.backend,
         outcomes.len(),
         killed.load(Ordering::Relaxed),
         gave_up.len(),
         runs.load(Ordering::Relaxed),
+        attempts.iter().map(|&a| u64::from(a)).sum::<u64>(),
         percentile(&attempts, 50),
         percentile(&attempts, 99),
         attempts[attempts.len() - 1],
