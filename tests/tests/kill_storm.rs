@@ -63,6 +63,7 @@ async fn increment(
         .execute_unprepared("UPDATE counter SET value = value + 1 WHERE id = 1")
         .await?;
     // A little work inside the transaction, so kills land mid-transaction and mid-commit too.
+    // ops-scan: allow(session-held-across-io) -- holds the transaction on purpose so kills land inside it
     tokio::time::sleep(HOLD).await;
     session
         .execute_unprepared(&format!("INSERT INTO ledger (op) VALUES ({op})"))

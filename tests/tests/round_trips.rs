@@ -258,6 +258,7 @@ async fn warm_get_and_managed_sessions_cost_the_minimum_round_trips() {
     let raw_begin = cost!(
         &proxy,
         &pool_idle,
+        // ops-scan: allow(raw-transaction-sql) -- measures the reset that a raw BEGIN triggers
         db.execute_unprepared("BEGIN").await.expect("raw BEGIN")
     );
     assert_eq!(
