@@ -60,6 +60,12 @@ pub struct PoolStatus {
     pub max: u32,
     /// The fewest connections the pool keeps open.
     pub min: u32,
+    /// Connections checked (pinged, and closed when dead) at checkout because they were last
+    /// released before a disconnect: a statement that lost its connection, or a failed ping or
+    /// reset in the pool's hooks. Counted since the pool was built.
+    pub invalidated: u64,
+    /// When this pool last saw a disconnect, if ever.
+    pub last_disconnect: Option<SystemTime>,
 }
 
 impl PoolStatus {
@@ -250,7 +256,7 @@ impl HealthReport {
     /// use std::time::Duration;
     /// use ops_core::health::{HealthInputs, HealthReport, HealthStatus, PoolStatus};
     ///
-    /// let pool = PoolStatus { size: 2, idle: 1, in_use: 1, max: 10, min: 1 };
+    /// let pool = PoolStatus { size: 2, idle: 1, in_use: 1, max: 10, min: 1, ..PoolStatus::default() };
     /// let inputs = HealthInputs::new(Ok(Duration::from_millis(2)), pool, Default::default());
     /// let report = HealthReport::evaluate(inputs);
     /// assert_eq!(report.status, HealthStatus::Healthy);
@@ -484,6 +490,7 @@ mod tests {
             in_use: 2,
             max: 10,
             min: 1,
+            ..PoolStatus::default()
         }
     }
 
@@ -570,6 +577,7 @@ mod tests {
             in_use: 10,
             max: 10,
             min: 1,
+            ..PoolStatus::default()
         };
         let report = HealthReport::evaluate(i.clone());
         assert_eq!(report.status, HealthStatus::Degraded);
@@ -657,6 +665,7 @@ mod tests {
             in_use: 5,
             max: 5,
             min: 0,
+            ..PoolStatus::default()
         };
         let report = HealthReport::evaluate(i);
         assert_eq!(report.status, HealthStatus::Unhealthy);

@@ -50,6 +50,8 @@ pub(crate) struct DbInner {
     pub(crate) returned_in_transaction: crate::pool::ReturnedInTransaction,
     /// How connections that ran raw SQL are reset (`ResetCheck::Auto`).
     pub(crate) reset_after: crate::pool::ResetAfter,
+    /// The primary pool's last disconnect (`pool/invalidation.rs`).
+    pub(crate) disconnects: crate::pool::Disconnects,
 }
 
 impl DbInner {
@@ -100,7 +102,8 @@ impl Db {
         // WAL, which needs the file to itself; the pool opens its connections lazily after.
         crate::pool::verify(&config).await?;
         let returned_in_transaction = crate::pool::ReturnedInTransaction::default();
-        let pool = crate::pool::build(&config, &returned_in_transaction)?;
+        let disconnects = crate::pool::Disconnects::default();
+        let pool = crate::pool::build(&config, &returned_in_transaction, &disconnects)?;
         let errors = ErrorStatsRecorder::default();
         let routing = Routing::build(&config, &errors)?;
         crate::pool::first_check(&routing, &config).await;
@@ -125,6 +128,7 @@ impl Db {
             backend,
             returned_in_transaction,
             reset_after,
+            disconnects,
         });
         spawn_leak_watcher(Arc::downgrade(&inner));
         crate::pool::spawn_monitor(Arc::downgrade(&inner));
@@ -254,7 +258,20 @@ impl Db {
     /// Refines and records a failed statement's error. Every statement error of a `Db` or a
     /// `Session` passes here once, so `error_stats()` counts raw SeaORM queries as well as
     /// repository calls.
+    ///
+    /// A lost connection also records a disconnect for the primary's pool, so its connections
+    /// released before now are checked before they are handed out again.
     pub(crate) fn observe(&self, err: DbErr) -> DbErr {
+        self.observe_with(err, &self.inner.disconnects)
+    }
+
+    /// `observe` for a statement that ran on the pool whose disconnect record is `disconnects`
+    /// (a replica's).
+    pub(crate) fn observe_with(
+        &self,
+        err: DbErr,
+        disconnects: &crate::pool::Invalidation,
+    ) -> DbErr {
         if crate::pool::rejection(&err).is_some() {
             // Counted by the breaker; recording each refusal as an error would turn a minute's
             // outage into thousands of critical events.
@@ -262,12 +279,42 @@ impl Db {
         }
         let err = self.refine(err);
         let classification = crate::classify::classify(&err);
+        if classification.category
+            == ops_core::ErrorCategory::Retryable(ops_core::RetryReason::ConnectionLost)
+        {
+            disconnects.record();
+        }
         self.inner.errors.record(
             classification.category,
             classification.code.as_deref(),
             &err.to_string(),
         );
         err
+    }
+
+    /// Records a disconnect for the pool behind `target` when `category` says the connection was
+    /// lost: for errors that do not pass through `observe` (a failed `BEGIN`, `COMMIT` or
+    /// `ROLLBACK` of a session).
+    pub(crate) fn note_lost(&self, category: ops_core::ErrorCategory, target: crate::pool::Target) {
+        if matches!(
+            category,
+            ops_core::ErrorCategory::Retryable(ops_core::RetryReason::ConnectionLost)
+                | ops_core::ErrorCategory::CommitUnknown
+        ) {
+            self.disconnects(target).record();
+        }
+    }
+
+    /// The disconnect record of the pool behind `target`.
+    pub(crate) fn disconnects(&self, target: crate::pool::Target) -> &crate::pool::Invalidation {
+        match target {
+            crate::pool::Target::Replica(index) => self
+                .inner
+                .routing
+                .replica_disconnects(index)
+                .unwrap_or(&self.inner.disconnects),
+            crate::pool::Target::Primary => &self.inner.disconnects,
+        }
     }
 
     /// Runs one call on the primary through its circuit breaker.

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use ops_core::health::{HealthInputs, HealthReport, HealthThresholds, PoolStatus};
+use ops_core::health::{HealthInputs, HealthReport, HealthThresholds};
 use ops_core::stats::{CriticalEvent, ErrorStats};
 
 use crate::Db;
@@ -54,14 +54,7 @@ impl Db {
         {
             breaker.settle_check(probe, matches!(ping, ops_core::health::PingResult::Ok(_)));
         }
-        let state = self.inner.pool.state();
-        let pool = PoolStatus {
-            size: state.size,
-            idle: state.idle,
-            in_use: state.in_use(),
-            max: state.max,
-            min: state.min,
-        };
+        let pool = self.inner.disconnects.pool_status(self.inner.pool.state());
         let breaker = self
             .inner
             .routing

@@ -99,7 +99,12 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
-        let fail = |err: DbErr| db.record(OpsError::from(db.refine(err)));
+        let fail = |err: DbErr| {
+            let err = OpsError::from(db.refine(err));
+            // A `BEGIN` on a dead connection invalidates the pool like any statement.
+            db.note_lost(err.category(), Target::Primary);
+            db.record(err)
+        };
         // Read-only sessions go to a usable replica, when there is one; the rest to the primary.
         if options.read_only && db.routing().has_replicas() {
             let (txn, target) = db
@@ -157,7 +162,11 @@ impl Session {
     ) -> Result<Session, OpsError> {
         let name = options.name.clone().unwrap_or(Cow::Borrowed("session"));
         let fail = |err: DbErr| match db {
-            Some(db) => db.record(OpsError::from(db.refine(err))),
+            Some(db) => {
+                let err = OpsError::from(db.refine(err));
+                db.note_lost(err.category(), target);
+                db.record(err)
+            }
             None => OpsError::from(err),
         };
         let mysql_connection_id = prepare_timeout(&txn, options).await.map_err(fail)?;
@@ -261,6 +270,7 @@ impl Session {
     /// may or may not be committed, and only the caller can find out which.
     pub async fn commit(self) -> Result<(), OpsError> {
         let read_only = self.inner.read_only;
+        let target = self.inner.target;
         let (txn, ticket, db) = self.take("commit")?;
         if !read_only && let Some(db) = &db {
             db.routing().note_write();
@@ -278,6 +288,9 @@ impl Session {
                 | ErrorCategory::Unavailable => err.recategorize(ErrorCategory::CommitUnknown),
                 _ => err,
             };
+            if let Some(db) = &db {
+                db.note_lost(err.category(), target);
+            }
             Db::record_in(db.as_ref(), err)
         })
     }
@@ -405,7 +418,7 @@ impl Session {
     /// Records a failed statement in the `Db`'s error stats.
     fn observe(&self, err: DbErr) -> DbErr {
         match &self.inner.db {
-            Some(db) => db.observe(err),
+            Some(db) => db.observe_with(err, db.disconnects(self.inner.target)),
             None => err,
         }
     }

@@ -13,6 +13,9 @@
 //!   release costs only sqlx's own ping. With `ResetCheck::Always` the `after_release` hook checks
 //!   every returned connection, for applications that hand the raw pool to other code. SQLite's
 //!   writer checks every release either way: there the check is a function call, not a round trip.
+//! - **A disconnect invalidates the pool** (`invalidation.rs`): after a statement lost its
+//!   connection, or a ping or reset here failed, a connection last released before that moment
+//!   is pinged at checkout whatever its idle time; connections released since pay nothing.
 //! - The idle ping and every reset are bounded by `connect_timeout`: a connection that does not
 //!   answer is closed, never left holding its slot.
 
@@ -28,7 +31,7 @@ use sqlx::pool::PoolConnectionMetadata;
 
 #[cfg(feature = "sqlite")]
 use super::sqlite;
-use super::{Pool, ReturnedInTransaction};
+use super::{Disconnects, Pool, ReturnedInTransaction};
 use crate::OpsError;
 
 /// Builds the pool for a configuration. The pool connects lazily; `Db::connect` proves the
@@ -36,21 +39,26 @@ use crate::OpsError;
 ///
 /// `returned` counts the connections that came back inside a transaction and were rolled back
 /// (SQLite and PostgreSQL, which can tell; MySQL's reset cannot), for `#[ops_sea::test]`'s leak
-/// check.
-pub(crate) fn build(config: &DbConfig, returned: &ReturnedInTransaction) -> Result<Pool, OpsError> {
+/// check. `disconnects` is the pool's disconnect record (`invalidation.rs`), shared with the `Db`
+/// that observes the pool's statement errors.
+pub(crate) fn build(
+    config: &DbConfig,
+    returned: &ReturnedInTransaction,
+    disconnects: &Disconnects,
+) -> Result<Pool, OpsError> {
     let url = config.url.expose();
     match config.backend {
         #[cfg(feature = "sqlite")]
         ops_core::config::Backend::Sqlite => {
-            sqlite::build(config, url, returned.clone()).map(Pool::Sqlite)
+            sqlite::build(config, url, returned.clone(), disconnects).map(Pool::Sqlite)
         }
         #[cfg(feature = "postgres")]
         ops_core::config::Backend::Postgres => {
-            postgres::build(config, url, returned.clone()).map(Pool::Postgres)
+            postgres::build(config, url, returned.clone(), disconnects).map(Pool::Postgres)
         }
         #[cfg(feature = "mysql")]
         ops_core::config::Backend::MySql => {
-            mysql::build(config, url, returned.clone()).map(Pool::MySql)
+            mysql::build(config, url, returned.clone(), disconnects).map(Pool::MySql)
         }
         #[allow(unreachable_patterns)]
         other => Err(OpsError::configuration(format!(
@@ -129,7 +137,10 @@ pub(crate) async fn verify(config: &DbConfig) -> Result<(), OpsError> {
 }
 
 /// Pool options shared by every backend.
-pub(super) fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool::PoolOptions<DB> {
+pub(super) fn pool_options<DB: sqlx::Database>(
+    config: &DbConfig,
+    disconnects: &Disconnects,
+) -> sqlx::pool::PoolOptions<DB> {
     let mut options = sqlx::pool::PoolOptions::<DB>::new()
         .min_connections(config.pool_size)
         .max_connections(config.pool_size.saturating_add(config.max_overflow))
@@ -141,18 +152,35 @@ pub(super) fn pool_options<DB: sqlx::Database>(config: &DbConfig) -> sqlx::pool:
         .test_before_acquire(false);
     let idle_ping = config.idle_ping;
     let limit = hook_limit(config);
+    let disconnects = disconnects.clone();
     options = options.before_acquire(move |conn, meta: PoolConnectionMetadata| {
+        let disconnects = disconnects.clone();
         Box::pin(async move {
-            if meta.idle_for < idle_ping {
+            // Released before the pool's last disconnect: it may be dead however recently it
+            // was used, so it is checked. Otherwise only a long idle time earns a ping.
+            let stale = disconnects.stale(meta.idle_for);
+            if !stale && meta.idle_for < idle_ping {
                 return Ok(true);
             }
+            let what = if stale {
+                disconnects.count();
+                "the ping after a disconnect"
+            } else {
+                "the idle ping"
+            };
             // A failed ping discards this connection; sqlx then takes another or opens a new one,
             // so the caller never sees the dead connection. One that does not answer at all is
-            // closed without a goodbye (an `Err` here).
-            match bounded_hook("the idle ping", limit, conn.ping()).await {
+            // closed without a goodbye (an `Err` here). Either way its siblings released before
+            // now are suspect too.
+            match bounded_hook(what, limit, conn.ping()).await {
                 Ok(()) => Ok(true),
-                Err(err @ sqlx::Error::Io(_)) => Err(err),
-                Err(_) => Ok(false),
+                Err(err) => {
+                    disconnects.record();
+                    match err {
+                        sqlx::Error::Io(_) => Err(err),
+                        _ => Ok(false),
+                    }
+                }
             }
         })
     });
@@ -171,15 +199,21 @@ fn release_hook<DB: super::raw::Reset>(
     config: &DbConfig,
     options: sqlx::pool::PoolOptions<DB>,
     returned: ReturnedInTransaction,
+    disconnects: &Disconnects,
 ) -> sqlx::pool::PoolOptions<DB> {
     let limit = hook_limit(config);
     let always = config.reset_check == ResetCheck::Always;
+    let disconnects = disconnects.clone();
     options.after_release(move |conn, _meta| {
         let returned = returned.clone();
+        let disconnects = disconnects.clone();
         Box::pin(async move {
             if always || super::release::check_now() {
                 let reset = DB::reset(conn);
-                if bounded_hook("the reset on return", limit, reset).await? {
+                let in_transaction = bounded_hook("the reset on return", limit, reset)
+                    .await
+                    .inspect_err(|_| disconnects.record())?;
+                if in_transaction {
                     super::count_returned(&returned);
                 }
             }
@@ -261,10 +295,11 @@ mod postgres {
         config: &DbConfig,
         url: &str,
         returned: ReturnedInTransaction,
+        disconnects: &Disconnects,
     ) -> Result<sqlx::PgPool, OpsError> {
         let connect = options(config, url)?;
-        let pool: PgPoolOptions = pool_options(config);
-        Ok(release_hook(config, pool, returned).connect_lazy_with(connect))
+        let pool: PgPoolOptions = pool_options(config, disconnects);
+        Ok(release_hook(config, pool, returned, disconnects).connect_lazy_with(connect))
     }
 }
 
@@ -300,9 +335,10 @@ mod mysql {
         config: &DbConfig,
         url: &str,
         returned: ReturnedInTransaction,
+        disconnects: &Disconnects,
     ) -> Result<sqlx::MySqlPool, OpsError> {
         let connect = options(config, url)?;
-        let mut pool: MySqlPoolOptions = pool_options(config);
+        let mut pool: MySqlPoolOptions = pool_options(config, disconnects);
         if let Some(timeout) = config.statement_timeout {
             // MariaDB's max_statement_time is in seconds (fractions allowed) and covers every
             // statement; MySQL's max_execution_time is in milliseconds and covers SELECT only.
@@ -320,6 +356,6 @@ mod mysql {
                 })
             });
         }
-        Ok(release_hook(config, pool, returned).connect_lazy_with(connect))
+        Ok(release_hook(config, pool, returned, disconnects).connect_lazy_with(connect))
     }
 }

@@ -8,6 +8,7 @@
 //! - `pgbouncer.rs`: statements and transactions behind PgBouncer in transaction pooling mode.
 //! - `routing.rs`: the primary and the read replicas, with their lag monitor.
 //! - `breaker.rs`: the circuit breaker of each pool.
+//! - `invalidation.rs`: each pool's last disconnect, and the check at checkout it triggers.
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub(crate) mod sqlite;
 
 mod breaker;
 mod build;
+mod invalidation;
 #[cfg(feature = "postgres")]
 pub(crate) mod pgbouncer;
 mod raw;
@@ -35,6 +37,7 @@ pub(crate) use breaker::{PoolBreaker, guarded, rejection};
 #[cfg(feature = "sqlite")]
 use build::pool_options;
 pub(crate) use build::{bounded_hook, build, hook_limit, verify};
+pub(crate) use invalidation::{Disconnects, Invalidation};
 pub(crate) use raw::{ResetAfter, may_open_transaction};
 pub(crate) use routing::{ReadCall, ReadOutput, Routing, Target};
 pub(crate) use routing::{first_check, spawn_monitor};

@@ -22,7 +22,7 @@ use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use ops_core::config::DbConfig;
-use ops_core::health::{HealthStatus, PoolStatus, ReplicaHealth};
+use ops_core::health::{HealthStatus, ReplicaHealth};
 use ops_core::{ErrorCategory, RetryReason, SessionOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, ExecResult, QueryResult, Statement};
 
@@ -53,6 +53,8 @@ pub(crate) struct Replica {
     pub(crate) pool: Pool,
     pub(crate) conn: DatabaseConnection,
     pub(crate) breaker: Option<PoolBreaker>,
+    /// The replica pool's own disconnect record.
+    pub(crate) disconnects: super::Disconnects,
     /// The last check succeeded and no read failed on it since.
     up: AtomicBool,
     /// The last measured lag was past the limit.
@@ -159,7 +161,12 @@ impl Routing {
         let mut replicas = Vec::with_capacity(config.replica_urls.len());
         for url in &config.replica_urls {
             let replica_config = config.for_replica(url);
-            let pool = super::build(&replica_config, &super::ReturnedInTransaction::default())?;
+            let disconnects = super::Disconnects::default();
+            let pool = super::build(
+                &replica_config,
+                &super::ReturnedInTransaction::default(),
+                &disconnects,
+            )?;
             replicas.push(Replica {
                 name: url.redacted(),
                 conn: pool.sea_connections().0,
@@ -170,6 +177,7 @@ impl Routing {
                     db_errors.clone(),
                 ),
                 pool,
+                disconnects,
                 up: AtomicBool::new(false),
                 lagging: AtomicBool::new(false),
                 went_down: tokio::sync::Notify::new(),
@@ -193,6 +201,11 @@ impl Routing {
             epoch: Instant::now(),
             last_write: AtomicU64::new(0),
         })
+    }
+
+    /// The disconnect record of a replica's pool.
+    pub(crate) fn replica_disconnects(&self, index: usize) -> Option<&super::Invalidation> {
+        self.replicas.get(index).map(|r| &*r.disconnects)
     }
 
     /// Whether any replica is configured.
@@ -424,7 +437,11 @@ impl Replica {
         let verdict = on_replica_error(&err);
         // Recorded so a person sees the replica's trouble, but never returned when the read can
         // go elsewhere. A breaker's refusal is counted by the breaker instead.
-        let err = if rejected { err } else { db.observe(err) };
+        let err = if rejected {
+            err
+        } else {
+            db.observe_with(err, &self.disconnects)
+        };
         match verdict {
             OnReplicaError::Surface => Err(err),
             OnReplicaError::Elsewhere => {
@@ -543,13 +560,7 @@ impl Replica {
             reason,
             lag: observed.lag,
             ping: observed.ping,
-            pool: PoolStatus {
-                size: state.size,
-                idle: state.idle,
-                in_use: state.in_use(),
-                max: state.max,
-                min: state.min,
-            },
+            pool: self.disconnects.pool_status(state),
             breaker: self.breaker.as_ref().map(PoolBreaker::status),
         }
     }

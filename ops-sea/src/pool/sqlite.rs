@@ -178,10 +178,11 @@ pub(crate) fn build(
     config: &DbConfig,
     url: &str,
     returned: super::ReturnedInTransaction,
+    disconnects: &super::Disconnects,
 ) -> Result<SqlitePools, OpsError> {
     let connect = options(config, url)?;
     let query_only_on = Arc::new(AtomicBool::new(false));
-    let mut writer: SqlitePoolOptions = super::pool_options(config);
+    let mut writer: SqlitePoolOptions = super::pool_options(config, disconnects);
     // The writer stays open for the pool's life: an in-memory database lives only as long as a
     // connection to it, and a file database's writer is the queue every write session waits in.
     writer = writer
@@ -222,7 +223,7 @@ pub(crate) fn build(
             .saturating_add(config.max_overflow)
             .saturating_sub(1)
             .max(1);
-        let readers: SqlitePoolOptions = super::pool_options(config);
+        let readers: SqlitePoolOptions = super::pool_options(config, disconnects);
         // No reset on return: readers are never handed out raw, plain statements reach them only
         // when they are queries (`is_read_only_sql`), and a dropped read-only session's ROLLBACK
         // is queued on the connection's worker before anything else it runs.
