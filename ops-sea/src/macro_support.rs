@@ -335,10 +335,12 @@ mod tests {
     #[tokio::test]
     async fn managed_blocking_rolls_back_a_body_that_outlived_its_timeout() {
         let db = memory_db().await;
-        let options = SessionOptions::new().timeout(Duration::from_millis(1));
+        // Long enough for the BEGIN on a loaded machine (a 1 ms timeout sometimes expired before
+        // the session began, and then nothing was rolled back); the body outlives it by far.
+        let options = SessionOptions::new().timeout(Duration::from_millis(100));
         let result: Result<(), OpsError> =
             managed_blocking(&db, options, Location::caller(), |_session| async {
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(400));
                 Ok(())
             })
             .await;
