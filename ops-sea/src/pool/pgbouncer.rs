@@ -31,6 +31,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgTransactionManager};
 use sqlx::{AssertSqlSafe, Executor as _, Postgres, SqlSafeStr as _};
 use sqlx_core::transaction::TransactionManager;
+
+use super::raw::{acquire_err, exec_err, query_err};
 use tokio::sync::Mutex;
 
 /// The connect options for a PostgreSQL server behind PgBouncer: no statement cache and nothing
@@ -241,27 +243,6 @@ where
         // The transaction is aborted; dropping it queues the ROLLBACK.
         Err(err) => Err(err),
     }
-}
-
-fn acquire_err(err: sqlx::Error) -> DbErr {
-    // The same shapes SeaORM gives, so `Db::refine` and the classifier treat both paths alike.
-    match err {
-        sqlx::Error::PoolTimedOut => {
-            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
-        }
-        sqlx::Error::PoolClosed => {
-            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::ConnectionClosed)
-        }
-        other => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(other))),
-    }
-}
-
-fn exec_err(err: sqlx::Error) -> DbErr {
-    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
-}
-
-fn query_err(err: sqlx::Error) -> DbErr {
-    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
 /// What `TransactionTrait::begin` on a session answers behind PgBouncer: a SeaORM transaction

@@ -164,8 +164,9 @@ impl<DB: Reset> Drop for ResetOnDrop<DB> {
 }
 
 /// sea-orm's mapping of pool errors (`sqlx_conn_acquire_err`, not public), so that a raw statement
-/// fails the way the same statement through SeaORM does and is classified alike.
-fn acquire_err(err: sqlx::Error) -> DbErr {
+/// fails the way the same statement through SeaORM does and is classified alike (PgBouncer's
+/// statements, which ops runs on sqlx too, use the same mappings).
+pub(super) fn acquire_err(err: sqlx::Error) -> DbErr {
     match err {
         sqlx::Error::PoolTimedOut => {
             DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
@@ -177,11 +178,11 @@ fn acquire_err(err: sqlx::Error) -> DbErr {
     }
 }
 
-fn exec_err(err: sqlx::Error) -> DbErr {
+pub(super) fn exec_err(err: sqlx::Error) -> DbErr {
     DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
-fn query_err(err: sqlx::Error) -> DbErr {
+pub(super) fn query_err(err: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
 }
 
