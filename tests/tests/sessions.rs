@@ -499,6 +499,16 @@ async fn a_failed_begin_on_a_session_is_recorded_once() {
         return;
     }
     let (t, _admin, db) = setup("failed_begin").await;
+    if db.config().pgbouncer.is_some() {
+        // Behind PgBouncer a SeaORM transaction inside a session is refused before it reaches
+        // the server (`pgbouncer.rs` tests that refusal).
+        eprintln!(
+            "skipped: a_failed_begin_on_a_session_is_recorded_once needs PostgreSQL directly, not \
+             PgBouncer"
+        );
+        finish(t, db).await;
+        return;
+    }
     let expected_code = match ops_tests::backend() {
         Backend::Postgres => "25001",
         _ => "1568",
