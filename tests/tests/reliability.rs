@@ -1073,16 +1073,23 @@ async fn idle_ping_costs_one_round_trip_and_only_when_idle() {
         .expect("connect");
     let proxy = rig.proxy();
     db.execute_unprepared("SELECT 1").await.expect("warm");
-    let before = settled_messages(proxy, &db).await;
 
-    // Hot: the connection was used moments ago, so checkout does not ping.
-    db.execute_unprepared("SELECT 1").await.expect("hot");
-    let hot = settled_messages(proxy, &db).await - before;
+    // Each count is the fewest of three tries: a call abandoned anywhere in this process (the
+    // fault tests beside this one) makes releases in the next 2 s reset their connection, one
+    // more round trip that is not the checkout's.
+    let mut hot = u64::MAX;
+    let mut idle = u64::MAX;
+    for _ in 0..3 {
+        // Hot: the connection was used moments ago, so checkout does not ping.
+        let before = settled_messages(proxy, &db).await;
+        db.execute_unprepared("SELECT 1").await.expect("hot");
+        hot = hot.min(settled_messages(proxy, &db).await - before);
 
-    tokio::time::sleep(idle_ping + Duration::from_millis(200)).await;
-    let before = proxy.client_messages();
-    db.execute_unprepared("SELECT 1").await.expect("idle");
-    let idle = settled_messages(proxy, &db).await - before;
+        tokio::time::sleep(idle_ping + Duration::from_millis(200)).await;
+        let before = proxy.client_messages();
+        db.execute_unprepared("SELECT 1").await.expect("idle");
+        idle = idle.min(settled_messages(proxy, &db).await - before);
+    }
 
     let before = proxy.client_messages();
     db.run(SessionOptions::new(), |s| async move {
