@@ -1,4 +1,8 @@
 //! `Session`: one tracked database transaction.
+//!
+//! Over 700 lines because it holds both the session's lifecycle (begin on the primary, a
+//! replica, SQLite's writer or readers, PgBouncer; commit, rollback, savepoints) and its
+//! `ConnectionTrait`/`TransactionTrait` forwarding, which a shared delegate (issue 11) would take.
 
 use std::borrow::Cow;
 use std::fmt;
