@@ -22,6 +22,11 @@
 //! | `PATCH /tasks/{id}` `{"title"?, "done"?}` | the task as updated |
 //! | `GET /health` | the health report; 503 when unhealthy |
 //! | `GET /stats` | session and error counters |
+//! | `GET /metrics` | every ops metric in Prometheus text format (`metrics-exporter-prometheus`) |
+//!
+//! The metrics recorder is installed before the database connects: the pool's instruments are
+//! registered at connect. Histograms get buckets (from 0.5 ms to 10 s), so Prometheus can
+//! aggregate them across instances.
 
 // Each example uses only part of the shared module.
 #[allow(dead_code)]
@@ -35,6 +40,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use ops_sea::axum::{RequestSession, SessionLayer, health};
 use ops_sea::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -234,7 +240,26 @@ async fn stats(State(db): State<Db>) -> Json<serde_json::Value> {
     }))
 }
 
-fn app(db: &Db) -> Router {
+/// Installs the Prometheus recorder and keeps its histograms trimmed.
+fn install_metrics() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    const BUCKETS: [f64; 14] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&BUCKETS)?
+        .install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+fn app(db: &Db, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/projects", get(list_projects).post(create_project))
         .route("/projects/{id}", get(get_project).delete(delete_project))
@@ -243,7 +268,103 @@ fn app(db: &Db) -> Router {
         .layer(SessionLayer::new(db.clone()))
         .route("/health", get(health))
         .route("/stats", get(stats))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4")],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
         .with_state(db.clone())
+}
+
+/// One sample of a Prometheus text exposition: `name{labels} value`.
+struct Sample<'a> {
+    series: &'a str,
+    value: f64,
+}
+
+fn samples(text: &str) -> Vec<Sample<'_>> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some(Sample {
+                series,
+                value: value.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The sum of the samples of `name` whose labels include every one of `labels` (`key="value"`).
+fn sum(samples: &[Sample<'_>], name: &str, labels: &[&str]) -> Option<f64> {
+    let matching: Vec<f64> = samples
+        .iter()
+        .filter(|s| {
+            let (series_name, rest) = s.series.split_once('{').unwrap_or((s.series, ""));
+            series_name == name && labels.iter().all(|label| rest.contains(label))
+        })
+        .map(|s| s.value)
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+/// Scrapes `/metrics` over HTTP and checks the series a dashboard is built on; returns how many
+/// checks failed. The pool gauges are sampled once a second, so it scrapes until they show.
+async fn check_metrics(addr: SocketAddr) -> std::io::Result<usize> {
+    let mut body = String::new();
+    for _ in 0..30 {
+        let reply = common::request(addr, "GET", "/metrics", None).await?;
+        if reply.status != 200 {
+            println!("BAD GET    /metrics -> {}", reply.status);
+            return Ok(1);
+        }
+        body = reply.body;
+        if sum(&samples(&body), "ops_pool_connections_open", &[r#"pool="primary""#])
+            .is_some_and(|open| open >= 1.0)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let samples = samples(&body);
+    let checks: [(&str, &[&str], fn(f64) -> bool); 12] = [
+        ("ops_sessions_opened_total", &[], |v| v >= 10.0),
+        ("ops_sessions_committed_total", &[], |v| v >= 8.0),
+        ("ops_sessions_rolled_back_total", &[], |v| v >= 1.0),
+        ("ops_sessions_active", &[], |v| v == 0.0),
+        ("ops_session_duration_seconds_count", &[], |v| v >= 10.0),
+        ("ops_pool_connections_open", &[r#"pool="primary""#], |v| v >= 1.0),
+        ("ops_pool_connections_max", &[r#"pool="primary""#], |v| v >= 1.0),
+        ("ops_pool_waiting", &[r#"pool="primary""#], |v| v == 0.0),
+        ("ops_pool_acquire_seconds_count", &[r#"pool="primary""#], |v| v >= 10.0),
+        (
+            "ops_statement_duration_seconds_count",
+            &[r#"entity="project""#, r#"operation="create""#, r#"outcome="ok""#],
+            |v| v >= 2.0,
+        ),
+        ("ops_errors_total", &[r#"category="integrity(unique)""#], |v| v >= 1.0),
+        ("ops_pool_connections_opened_total", &[r#"pool="primary""#], |v| v >= 1.0),
+    ];
+    let mut failures = 0;
+    for (name, labels, sane) in checks {
+        let value = sum(&samples, name, labels);
+        let ok = value.is_some_and(sane);
+        println!(
+            "{} GET    /metrics {name}{{{}}} = {}",
+            if ok { "ok " } else { "BAD" },
+            labels.join(","),
+            value.map_or_else(|| "absent".to_owned(), |v| v.to_string())
+        );
+        failures += usize::from(!ok);
+    }
+    Ok(failures)
 }
 
 /// Calls the running API and checks each answer; returns how many checks failed.
@@ -299,6 +420,7 @@ async fn self_test(addr: SocketAddr) -> std::io::Result<usize> {
     call("DELETE", &format!("/projects/{id}"), None, 404).await?;
     call("GET", "/health", None, 200).await?;
     call("GET", "/stats", None, 200).await?;
+    failures += check_metrics(addr).await?;
     Ok(failures)
 }
 
@@ -368,6 +490,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let self_testing = loading
         || std::env::args().any(|a| a == "--self-test")
         || std::env::var("OPS_SELF_TEST").is_ok_and(|v| v == "1");
+    let metrics = install_metrics()?;
     let example = common::open("axum_service", |_| {}).await?;
     let db = example.db.clone();
     common::drop_tables(&db, &TABLES).await?;
@@ -388,7 +511,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        axum::serve(listener, app(&db))
+        axum::serve(listener, app(&db, metrics))
             .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             })

@@ -25,6 +25,8 @@
 //! | `DB_SSL_MODE` | `ssl_mode` | from the URL | an [`SslMode`] name |
 //! | `DB_PGBOUNCER` | `pgbouncer` | from the URL (`?pgbouncer=true`), else off | `transaction` or `off` |
 //! | `DB_RESET_CHECK` | `reset_check` | `auto` | `auto` or `always` ([`ResetCheck`]) |
+//! | `DB_SLOW_STATEMENT` | `slow_statement` | off | duration, or `off` |
+//! | `DB_TRACE_SQL` | `trace_sql` | `false` | `true` or `false` |
 //!
 //! Durations follow [`parse_duration`]: `30` (seconds), `500ms`, `30s`, `5m`, `1h`, `1.5s`.
 //! Optional durations are turned off by `off`, `none`, `-1` or any zero duration.
@@ -97,6 +99,8 @@ mod var {
     pub(super) const BREAKER_FAILURES: &str = "DB_BREAKER_FAILURES";
     pub(super) const BREAKER_COOLDOWN: &str = "DB_BREAKER_COOLDOWN";
     pub(super) const RESET_CHECK: &str = "DB_RESET_CHECK";
+    pub(super) const SLOW_STATEMENT: &str = "DB_SLOW_STATEMENT";
+    pub(super) const TRACE_SQL: &str = "DB_TRACE_SQL";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1215,6 +1219,13 @@ pub struct DbConfig {
     /// Which connections are checked for an open transaction when they go back to the pool.
     /// Default [`ResetCheck::Auto`].
     pub reset_check: ResetCheck,
+    /// A statement slower than this is logged once at `warn` (with its duration, the repository
+    /// operation and entity, the session's name and origin, and its SQL without parameter
+    /// values) and counted in the error stats; `None` (the default) turns the check off.
+    pub slow_statement: Option<Duration>,
+    /// Whether statement spans carry the SQL text (`db.query.text`, never parameter values).
+    /// Default `false`: SQL can name tables and columns an operator should not see in traces.
+    pub trace_sql: bool,
     /// One sentence per adjustment made to what was written (URL rewrites, an `DB_SSL_MODE`
     /// override, a setting ignored for SQLite), for the caller to log at startup.
     pub normalizations: Vec<String>,
@@ -1339,6 +1350,7 @@ impl DbConfig {
         let optional = [
             ("pool_recycle", var::POOL_RECYCLE, self.pool_recycle),
             ("leak_threshold", var::LEAK_THRESHOLD, self.leak_threshold),
+            ("slow_statement", var::SLOW_STATEMENT, self.slow_statement),
         ];
         for (name, variable, value) in optional {
             if let Some(value) = value {
@@ -1477,6 +1489,8 @@ impl DbConfig {
             idle_ping: Duration::from_millis(500),
             leak_threshold: Some(Duration::from_secs(60)),
             reset_check: ResetCheck::Auto,
+            slow_statement: None,
+            trace_sql: false,
             replica_urls: Vec::new(),
             replica_max_lag: Duration::from_secs(5),
             read_after_write: None,
@@ -1587,6 +1601,7 @@ impl DbConfig {
         let optional = [
             (var::POOL_RECYCLE, &mut config.pool_recycle),
             (var::LEAK_THRESHOLD, &mut config.leak_threshold),
+            (var::SLOW_STATEMENT, &mut config.slow_statement),
         ];
         for (name, slot) in optional {
             if let Some(value) = get(name)? {
@@ -1679,6 +1694,20 @@ impl DbConfig {
                 )
             })?;
         }
+        if let Some(value) = get(var::TRACE_SQL)? {
+            config.trace_sql = match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    return Err(env_error(
+                        var::TRACE_SQL,
+                        &value,
+                        "is not a switch: use true (statement spans carry the SQL text, never \
+                         parameter values) or false",
+                    ));
+                }
+            };
+        }
 
         config.validate()?;
         Ok(config)
@@ -1738,6 +1767,12 @@ impl fmt::Display for DbConfig {
         )?;
         if let Some(mode) = self.pgbouncer {
             write!(f, " pgbouncer={mode}")?;
+        }
+        if let Some(slow) = self.slow_statement {
+            write!(f, " slow_statement={}", format_duration(slow))?;
+        }
+        if self.trace_sql {
+            f.write_str(" trace_sql=true")?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod category;
 pub mod config;
 pub mod health;
+pub mod metrics;
 pub mod options;
 pub mod page;
 pub mod retry;

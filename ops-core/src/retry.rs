@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::metrics::RetryOutcome;
 use crate::stats::ErrorStatsRecorder;
 use crate::{Categorize, ErrorCategory, RetryReason};
 
@@ -343,13 +344,16 @@ where
         .deadline
         .map(|limit| Instant::now().checked_add(limit));
     let mut attempt: u32 = 1;
+    // The category of the last failure, for the metrics of an operation that then succeeds.
+    let mut last_failure = None;
     loop {
         let error = match op(attempt).await {
             Ok(value) => {
-                if attempt > 1
-                    && let Some(recorder) = &policy.recorder
-                {
-                    recorder.record_retry_succeeded();
+                if let Some(category) = last_failure {
+                    crate::metrics::retry(category, RetryOutcome::Succeeded);
+                    if let Some(recorder) = &policy.recorder {
+                        recorder.record_retry_succeeded();
+                    }
                 }
                 return Ok(value);
             }
@@ -393,9 +397,8 @@ where
                  to let a probe through",
                 policy.attempts
             );
-            if let Some(recorder) = &policy.recorder {
-                recorder.record_retry(category);
-            }
+            retried(policy, category);
+            last_failure = Some(category);
             drop(error);
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -445,12 +448,19 @@ where
                 policy.attempts
             );
         }
-        if let Some(recorder) = &policy.recorder {
-            recorder.record_retry(category);
-        }
+        retried(policy, category);
+        last_failure = Some(category);
         drop(error);
         tokio::time::sleep(delay).await;
         attempt += 1;
+    }
+}
+
+/// Counts the decision to try again after an error in `category`.
+fn retried(policy: &RetryPolicy, category: ErrorCategory) {
+    crate::metrics::retry(category, RetryOutcome::Retried);
+    if let Some(recorder) = &policy.recorder {
+        recorder.record_retry(category);
     }
 }
 
@@ -489,6 +499,7 @@ fn give_up<E: Categorize + std::fmt::Display>(
             policy.deadline.unwrap_or_default()
         ),
     }
+    crate::metrics::retry(category, RetryOutcome::Exhausted);
     if let Some(recorder) = &policy.recorder {
         recorder.record_exhausted(category, error.code(), attempts, &error.to_string());
     }

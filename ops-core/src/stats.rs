@@ -144,6 +144,9 @@ pub struct ErrorStats {
     /// `by_category`: each would otherwise be an `unavailable` error and a critical event, and a
     /// minute's outage would flood both.
     pub breaker_rejected: u64,
+    /// Statements slower than the slow-statement threshold (`DB_SLOW_STATEMENT`); they are not
+    /// errors and are not counted in `total`.
+    pub slow_statements: u64,
     /// The primary's circuit breaker now; `None` when it is turned off (filled in by the `Db`).
     pub breaker: Option<crate::breaker::BreakerStatus>,
 }
@@ -177,6 +180,7 @@ struct Inner {
     critical_dropped: AtomicU64,
     breaker_opened: AtomicU64,
     breaker_rejected: AtomicU64,
+    slow_statements: AtomicU64,
     tables: Mutex<Tables>,
     /// Started with the first hook; recorders without hooks never start a thread.
     dispatcher: OnceLock<Dispatcher>,
@@ -243,6 +247,7 @@ impl ErrorStatsRecorder {
             }
             push_bounded(&mut tables.recent, recent, RECENT_ERRORS);
         }
+        crate::metrics::error(category);
         if let Some(event) = critical {
             self.critical(event);
         }
@@ -319,11 +324,17 @@ impl ErrorStatsRecorder {
             recent_critical: tables.recent_critical.iter().cloned().collect(),
             breaker_opened: self.inner.breaker_opened.load(Ordering::Relaxed),
             breaker_rejected: self.inner.breaker_rejected.load(Ordering::Relaxed),
+            slow_statements: self.inner.slow_statements.load(Ordering::Relaxed),
             breaker: None,
         }
     }
 
-    /// Counts one call refused by an open circuit breaker.
+    /// Counts one statement slower than the slow-statement threshold.
+    pub fn record_slow_statement(&self) {
+        self.inner.slow_statements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one call refused at once by an open circuit breaker.
     pub fn record_breaker_rejected(&self) {
         self.inner.breaker_rejected.fetch_add(1, Ordering::Relaxed);
     }
@@ -377,6 +388,7 @@ impl ErrorStatsRecorder {
     }
 
     fn critical(&self, event: CriticalEvent) {
+        crate::metrics::critical(event.kind);
         // Debug only: whoever saw the error logs it in context (the retry loop logs giving up at
         // error level), and hooks are the way to be told.
         tracing::debug!(

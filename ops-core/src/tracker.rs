@@ -253,6 +253,7 @@ impl SessionTracker {
             cancelled: AtomicBool::new(false),
             cancel: Notify::new(),
         });
+        crate::metrics::session_opened(&entry.name);
         shard.sessions().insert(id, Arc::clone(&entry));
         shard.opened.fetch_add(1, Ordering::Relaxed);
 
@@ -505,6 +506,7 @@ impl SessionTicket {
             SessionOutcome::RolledBack => &self.shard.rolled_back,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::session_ended(&self.entry.name, Some(outcome), self.age());
         self.release();
     }
 
@@ -549,6 +551,7 @@ impl Drop for SessionTicket {
         self.shard
             .dropped_unfinished
             .fetch_add(1, Ordering::Relaxed);
+        crate::metrics::session_ended(&self.entry.name, None, self.age());
         self.release();
         let entry = &self.entry;
         {

@@ -1139,3 +1139,46 @@ fn config_error_can_be_boxed_and_sent() {
     let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
     assert!(boxed.to_string().contains("pool_size"));
 }
+
+#[test]
+fn slow_statement_and_trace_sql_come_from_the_environment() {
+    let defaults = env_ok(&[]);
+    assert_eq!(defaults.slow_statement, None, "off by default");
+    assert!(!defaults.trace_sql, "SQL stays out of traces by default");
+    assert_eq!(
+        env_ok(&[("DB_SLOW_STATEMENT", "200ms")]).slow_statement,
+        Some(Duration::from_millis(200))
+    );
+    assert_eq!(
+        env_ok(&[("DB_SLOW_STATEMENT", "2")]).slow_statement,
+        Some(Duration::from_secs(2))
+    );
+    for off in ["off", "none", "0"] {
+        assert_eq!(
+            env_ok(&[("DB_SLOW_STATEMENT", off)]).slow_statement,
+            None,
+            "{off}"
+        );
+    }
+    let err = env_err(&[("DB_SLOW_STATEMENT", "fast")]).to_string();
+    assert!(
+        err.contains("DB_SLOW_STATEMENT") && err.contains("fast"),
+        "names the variable and the value: {err}"
+    );
+    for yes in ["true", "1", "on", "TRUE"] {
+        assert!(env_ok(&[("DB_TRACE_SQL", yes)]).trace_sql, "{yes}");
+    }
+    for no in ["false", "0", "off"] {
+        assert!(!env_ok(&[("DB_TRACE_SQL", no)]).trace_sql, "{no}");
+    }
+    let err = env_err(&[("DB_TRACE_SQL", "maybe")]).to_string();
+    assert!(
+        err.contains("DB_TRACE_SQL") && err.contains("maybe"),
+        "names the variable and the value: {err}"
+    );
+    let shown = env_ok(&[("DB_SLOW_STATEMENT", "250ms"), ("DB_TRACE_SQL", "true")]).to_string();
+    assert!(
+        shown.contains("slow_statement=250ms") && shown.contains("trace_sql=true"),
+        "{shown}"
+    );
+}

@@ -591,6 +591,10 @@ impl Executor for RequestSession {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
         Some(self.db().error_recorder())
     }
+
+    fn __telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        Some(&self.db().inner.telemetry)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ pub(crate) struct DbInner {
     pub(crate) reset_after: crate::pool::ResetAfter,
     /// The primary pool's last disconnect (`pool/invalidation.rs`).
     pub(crate) disconnects: crate::pool::Disconnects,
+    /// Span attributes and the statement settings (`telemetry.rs`).
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }
 
 impl DbInner {
@@ -121,7 +123,9 @@ impl Db {
             returned: returned_in_transaction.clone(),
             limit: crate::pool::hook_limit(&config),
         };
+        let telemetry = crate::telemetry::Telemetry::new(&config, &errors);
         let inner = Arc::new(DbInner {
+            telemetry,
             conn,
             readers,
             tracker: SessionTracker::new(config.leak_threshold),
@@ -136,6 +140,7 @@ impl Db {
         });
         spawn_leak_watcher(Arc::downgrade(&inner));
         crate::pool::spawn_monitor(Arc::downgrade(&inner));
+        crate::pool::metrics::spawn_sampler(Arc::downgrade(&inner));
         tracing::debug!(config = %inner.config, "database connected");
         Ok(Db { inner })
     }
@@ -321,6 +326,24 @@ impl Db {
         }
     }
 
+    /// Runs one statement outside a session: through the primary's circuit breaker, counted as
+    /// a caller waiting for a connection until the pool hands one over, checked against the
+    /// slow-statement threshold, and with a failure recorded in the error stats. `sql` is what
+    /// `Telemetry::sql_of` returned.
+    ///
+    /// Not an `async fn`: one would hold `call` twice, and futures nest deeply in debug builds.
+    fn statement<'a, T: 'a>(
+        &'a self,
+        sql: Option<String>,
+        call: impl std::future::Future<Output = Result<T, DbErr>> + 'a,
+    ) -> impl std::future::Future<Output = Result<T, DbErr>> + 'a {
+        use futures_util::FutureExt;
+        let metrics = self.inner.disconnects.metrics();
+        let call = crate::pool::metrics::acquiring(metrics, self.guarded(call));
+        crate::telemetry::statement(Some(&self.inner.telemetry), None, sql, call)
+            .map(move |result| result.map_err(|e| self.observe(e)))
+    }
+
     /// Runs one call on the primary through its circuit breaker.
     pub(crate) async fn guarded<T>(
         &self,
@@ -408,6 +431,14 @@ impl DbBuilder {
         /// only those that ran raw SQL through the `Db` (the default), or every one.
         reset_check: ResetCheck => |c, v| c.reset_check = v);
     setter!(
+        /// Statements slower than this are logged once at `warn` and counted in the error stats
+        /// (`DB_SLOW_STATEMENT`); `None` (the default) turns the check off.
+        slow_statement: Option<Duration> => |c, v| c.slow_statement = v);
+    setter!(
+        /// Whether statement spans carry the SQL text, never its parameter values
+        /// (`DB_TRACE_SQL`). Off by default.
+        trace_sql: bool => |c, v| c.trace_sql = v);
+    setter!(
         /// A replica whose replay is further behind than this is skipped (`DB_REPLICA_MAX_LAG`).
         replica_max_lag: Duration => |c, v| c.replica_max_lag = v);
     setter!(
@@ -490,23 +521,22 @@ impl ConnectionTrait for Db {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         self.inner.routing.note_write();
+        let sql = self.inner.telemetry.sql_of(&stmt.sql);
         #[cfg(feature = "postgres")]
         if let Some(pool) = self.pgbouncer_pool() {
             let timeout = self.inner.config.statement_timeout;
-            let sql = stmt.sql.clone();
-            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+            let text = stmt.sql.clone();
+            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &text, |txn| async move {
                 let result = txn.execute(stmt).await;
                 (txn, result)
             });
-            return self.guarded(call).await.map_err(|e| self.observe(e));
+            return self.statement(sql, call).await;
         }
         if self.inner.resets(&stmt.sql) {
             let call = self.inner.pool.raw_execute(&self.inner.reset_after, stmt);
-            return self.guarded(call).await.map_err(|e| self.observe(e));
+            return self.statement(sql, call).await;
         }
-        self.guarded(self.inner.conn.execute_raw(stmt))
-            .await
-            .map_err(|e| self.observe(e))
+        self.statement(sql, self.inner.conn.execute_raw(stmt)).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
@@ -518,58 +548,58 @@ impl ConnectionTrait for Db {
         if self.is_pgbouncer() {
             crate::pool::pgbouncer::refuse(sql).map_err(|e| self.observe(e))?;
         }
+        let text = self.inner.telemetry.sql_of(sql);
         if self.inner.resets(sql) {
             let call = self
                 .inner
                 .pool
                 .raw_execute_unprepared(&self.inner.reset_after, sql);
-            return self.guarded(call).await.map_err(|e| self.observe(e));
+            return self.statement(text, call).await;
         }
-        self.guarded(self.inner.conn.execute_unprepared(sql))
+        self.statement(text, self.inner.conn.execute_unprepared(sql))
             .await
-            .map_err(|e| self.observe(e))
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         self.inner.routing.note_write();
+        let sql = self.inner.telemetry.sql_of(&stmt.sql);
         #[cfg(feature = "postgres")]
         if let Some(pool) = self.pgbouncer_pool() {
             let timeout = self.inner.config.statement_timeout;
-            let sql = stmt.sql.clone();
-            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+            let text = stmt.sql.clone();
+            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &text, |txn| async move {
                 let result = txn.query_one(stmt).await;
                 (txn, result)
             });
-            return self.guarded(call).await.map_err(|e| self.observe(e));
+            return self.statement(sql, call).await;
         }
         if self.inner.resets(&stmt.sql) {
             let call = self.inner.pool.raw_query_one(&self.inner.reset_after, stmt);
-            return self.guarded(call).await.map_err(|e| self.observe(e));
+            return self.statement(sql, call).await;
         }
-        self.guarded(self.route(&stmt.sql).query_one_raw(stmt))
-            .await
-            .map_err(|e| self.observe(e))
+        let conn = self.route(&stmt.sql);
+        self.statement(sql, conn.query_one_raw(stmt)).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         self.inner.routing.note_write();
+        let sql = self.inner.telemetry.sql_of(&stmt.sql);
         #[cfg(feature = "postgres")]
         if let Some(pool) = self.pgbouncer_pool() {
             let timeout = self.inner.config.statement_timeout;
-            let sql = stmt.sql.clone();
-            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &sql, |txn| async move {
+            let text = stmt.sql.clone();
+            let call = crate::pool::pgbouncer::one_shot(pool, timeout, &text, |txn| async move {
                 let result = txn.query_all(stmt).await;
                 (txn, result)
             });
-            return self.guarded(call).await.map_err(|e| self.observe(e));
+            return self.statement(sql, call).await;
         }
         if self.inner.resets(&stmt.sql) {
             let call = self.inner.pool.raw_query_all(&self.inner.reset_after, stmt);
-            return self.guarded(call).await.map_err(|e| self.observe(e));
+            return self.statement(sql, call).await;
         }
-        self.guarded(self.route(&stmt.sql).query_all_raw(stmt))
-            .await
-            .map_err(|e| self.observe(e))
+        let conn = self.route(&stmt.sql);
+        self.statement(sql, conn.query_all_raw(stmt)).await
     }
 
     fn support_returning(&self) -> bool {
@@ -721,5 +751,9 @@ impl Db {
 impl crate::Executor for Db {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
         Some(&self.inner.errors)
+    }
+
+    fn __telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        Some(&self.inner.telemetry)
     }
 }

@@ -18,6 +18,13 @@ pub trait Executor: ConnectionTrait + Send + Sync {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
         None
     }
+
+    /// The database's attributes for spans and its statement settings; `None` on a plain
+    /// SeaORM connection.
+    #[doc(hidden)]
+    fn __telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        None
+    }
 }
 
 impl Executor for DatabaseConnection {}

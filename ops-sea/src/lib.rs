@@ -1,6 +1,11 @@
 //! SeaORM integration of ops: `Db`, `Session`, managed sessions, retries and generated repositories.
 //!
 //! Users depend on this crate alone and write `use ops_sea::prelude::*;`.
+//!
+//! Features: a backend (`sqlite`, the default, `postgres`, `mysql`; several may be enabled),
+//! `axum` (a session per request, errors as responses, a health handler) and `metrics` (every
+//! pool, session, statement and error metric through the `metrics` facade; the names are in
+//! [`metrics`]).
 
 #![warn(missing_docs)]
 // docs.rs builds with `--cfg docsrs` (see Cargo.toml): label feature-gated items with their feature.
@@ -30,6 +35,7 @@ pub mod repo;
 mod session;
 #[cfg(feature = "sqlite")]
 mod sqlite_ffi;
+mod telemetry;
 pub mod testing;
 mod txn;
 
@@ -41,6 +47,7 @@ pub use managed::{SessionSource, run_managed};
 pub use ops_core::breaker::{BreakerState, BreakerStatus};
 pub use ops_core::config::{DbConfig, PgBouncerMode, ResetCheck, SslMode};
 pub use ops_core::health::{HealthReport, HealthStatus, PoolStatus, ReplicaHealth};
+pub use ops_core::metrics;
 pub use ops_core::page::{Page, PageRequest, Sort, SortDirection};
 pub use ops_core::stats::{CriticalEvent, CriticalKind, ErrorStats};
 pub use ops_core::tracker::SessionStats;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use ops_core::{ErrorCategory, Propagation, RetryReason, SessionOptions};
 use sea_orm::DatabaseConnection;
+use tracing::Instrument;
 
 use crate::{Db, OpsError, Session};
 
@@ -129,6 +130,64 @@ impl Db {
 /// the same runner serves multi-threaded services and single-threaded code.
 pub async fn run_managed<S, T, E, F, Fut>(
     source: &S,
+    options: SessionOptions,
+    origin: &'static Location<'static>,
+    work: F,
+) -> Result<T, E>
+where
+    S: SessionSource + ?Sized,
+    F: FnOnce(Session) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: From<OpsError>,
+{
+    let span = session_span(source, &options, origin);
+    run_in_span(source, options, origin, work)
+        .instrument(span)
+        .await
+}
+
+/// The `ops.session` span: the OpenTelemetry database fields of the session's database, the
+/// session's name and origin, and `error.type` when it does not commit.
+fn session_span<S: SessionSource + ?Sized>(
+    source: &S,
+    options: &SessionOptions,
+    origin: &'static Location<'static>,
+) -> tracing::Span {
+    let db = match source.__source() {
+        Source::Db(db) | Source::Reader(db) => Some(db),
+        Source::Session(session) => session.db(),
+        Source::Connection(_) => None,
+    };
+    let telemetry = db.map(|db| &db.inner.telemetry);
+    let name = options.name.as_deref().unwrap_or("session");
+    tracing::info_span!(
+        "ops.session",
+        otel.name = format!("session {name}"),
+        session.name = name,
+        code.filepath = origin.file(),
+        code.lineno = origin.line(),
+        db.system.name = db.map(|db| crate::telemetry::sea_system_name(db.backend())),
+        db.namespace = telemetry.and_then(|t| t.namespace()),
+        server.address = telemetry.and_then(|t| t.server()),
+        server.port = telemetry.and_then(|t| t.port()),
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// Records the category of a session's failure on its span.
+fn note_failure(category: Option<ErrorCategory>) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        match category {
+            Some(category) => span.record("error.type", category.to_string()),
+            // The work's own error type: OpenTelemetry's value for a type it cannot name.
+            None => span.record("error.type", "_OTHER"),
+        };
+    }
+}
+
+async fn run_in_span<S, T, E, F, Fut>(
+    source: &S,
     mut options: SessionOptions,
     origin: &'static Location<'static>,
     work: F,
@@ -218,6 +277,7 @@ async fn begin_within(
         Ok(result) => result,
         Err(_) => {
             let name = options.name.as_deref().unwrap_or("session");
+            ops_core::metrics::session_timed_out(name);
             let err = OpsError::new(
                 ErrorCategory::Retryable(RetryReason::StatementTimeout),
                 format!(
@@ -325,19 +385,25 @@ where
     };
     match outcome {
         Outcome::Done(Ok(value)) => {
-            session.commit().await.map_err(E::from)?;
+            session.commit().await.map_err(|err| {
+                note_failure(Some(err.category()));
+                E::from(err)
+            })?;
             Ok(value)
         }
         Outcome::Done(Err(err)) => {
+            note_failure(None);
             rollback_quietly(session).await;
             Err(err)
         }
         Outcome::Panicked(panic) => {
+            note_failure(None);
             rollback_quietly(session).await;
             std::panic::resume_unwind(panic)
         }
         Outcome::TimedOut(limit) => {
             let err = timeout_error(&session, limit);
+            note_failure(Some(err.category()));
             stop_and_roll_back(session).await;
             Err(E::from(err))
         }
@@ -352,6 +418,7 @@ where
                 ),
             );
             let err = session.record(err);
+            note_failure(Some(err.category()));
             stop_and_roll_back(session).await;
             Err(E::from(err))
         }
@@ -377,6 +444,7 @@ async fn stop_and_roll_back(session: Session) {
 }
 
 fn timeout_error(session: &Session, limit: Duration) -> OpsError {
+    ops_core::metrics::session_timed_out(session.name());
     let err = OpsError::new(
         ErrorCategory::Retryable(RetryReason::StatementTimeout),
         format!(

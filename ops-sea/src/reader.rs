@@ -64,10 +64,10 @@ impl Reader {
     }
 
     async fn read(&self, call: ReadCall) -> Result<ReadOutput, DbErr> {
-        self.db
-            .routing()
-            .read(&self.db, call, self.replica_only)
-            .await
+        let telemetry = &self.db.inner.telemetry;
+        let sql = telemetry.sql_of(call.sql());
+        let read = self.db.routing().read(&self.db, call, self.replica_only);
+        crate::telemetry::statement(Some(telemetry), None, sql, read).await
     }
 }
 
@@ -118,6 +118,10 @@ impl ConnectionTrait for Reader {
 impl crate::Executor for Reader {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
         Some(self.db.error_recorder())
+    }
+
+    fn __telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        Some(&self.db.inner.telemetry)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -419,6 +420,35 @@ impl Session {
         Db::record_in(self.inner.db.as_ref(), err)
     }
 
+    /// The statement's SQL, when the `Db`'s telemetry will quote it.
+    fn sql_of(&self, sql: &str) -> Option<String> {
+        self.inner
+            .db
+            .as_ref()
+            .and_then(|db| db.inner.telemetry.sql_of(sql))
+    }
+
+    /// Runs one statement on the session's connection: watched for abandonment
+    /// (`pool/release.rs`), checked against the slow-statement threshold, and with a failure
+    /// recorded in the error stats.
+    ///
+    /// Not an `async fn`: one would hold `call` twice, and futures nest deeply in debug builds.
+    fn statement<'a, T: 'a>(
+        &'a self,
+        sql: Option<String>,
+        call: impl Future<Output = Result<T, DbErr>> + 'a,
+    ) -> impl Future<Output = Result<T, DbErr>> + 'a {
+        use futures_util::FutureExt;
+        let telemetry = self.inner.db.as_ref().map(|db| &db.inner.telemetry);
+        let session = crate::telemetry::InSession {
+            name: self.name(),
+            origin: self.origin(),
+        };
+        let call = crate::pool::release::watched(call);
+        crate::telemetry::statement(telemetry, Some(session), sql, call)
+            .map(move |result| result.map_err(|e| self.observe(e)))
+    }
+
     /// Records a failed statement in the `Db`'s error stats.
     fn observe(&self, err: DbErr) -> DbErr {
         match &self.inner.db {
@@ -490,6 +520,17 @@ fn isolation_sql(isolation: ops_core::Isolation) -> &'static str {
 /// writer (`BEGIN IMMEDIATE`) or a reader, behind PgBouncer as ops's own transaction of unnamed
 /// statements, elsewhere as SeaORM's. Returns whether it holds SQLite's one writer.
 pub(crate) async fn begin_on_primary(
+    db: &Db,
+    options: &SessionOptions,
+) -> Result<(SessionTxn, bool), DbErr> {
+    crate::pool::metrics::acquiring(
+        db.inner.disconnects.metrics(),
+        begin_on_primary_pool(db, options),
+    )
+    .await
+}
+
+async fn begin_on_primary_pool(
     db: &Db,
     options: &SessionOptions,
 ) -> Result<(SessionTxn, bool), DbErr> {
@@ -621,30 +662,26 @@ impl ConnectionTrait for Session {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         let txn = self.txn()?;
-        crate::pool::release::watched(txn.execute_raw(stmt))
-            .await
-            .map_err(|e| self.observe(e))
+        let sql = self.sql_of(&stmt.sql);
+        self.statement(sql, txn.execute_raw(stmt)).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let txn = self.txn()?;
-        crate::pool::release::watched(txn.execute_unprepared(sql))
-            .await
-            .map_err(|e| self.observe(e))
+        let text = self.sql_of(sql);
+        self.statement(text, txn.execute_unprepared(sql)).await
     }
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         let txn = self.txn()?;
-        crate::pool::release::watched(txn.query_one_raw(stmt))
-            .await
-            .map_err(|e| self.observe(e))
+        let sql = self.sql_of(&stmt.sql);
+        self.statement(sql, txn.query_one_raw(stmt)).await
     }
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let txn = self.txn()?;
-        crate::pool::release::watched(txn.query_all_raw(stmt))
-            .await
-            .map_err(|e| self.observe(e))
+        let sql = self.sql_of(&stmt.sql);
+        self.statement(sql, txn.query_all_raw(stmt)).await
     }
 
     fn support_returning(&self) -> bool {
@@ -735,5 +772,9 @@ impl TransactionTrait for Session {
 impl crate::Executor for Session {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
         self.inner.db.as_ref().map(Db::error_recorder)
+    }
+
+    fn __telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        self.inner.db.as_ref().map(|db| &db.inner.telemetry)
     }
 }

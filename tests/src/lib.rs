@@ -24,6 +24,7 @@ use std::time::Duration;
 pub mod bank;
 mod ctx;
 pub mod fixtures;
+pub mod metrics;
 pub mod proxy;
 pub mod realworld;
 

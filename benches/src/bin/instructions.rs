@@ -10,6 +10,9 @@
 //! difference of the counts is the cost of one call, setup and warm-up cancelled out
 //! (`benches/instructions.sh` does this). It counts the instructions of every thread of the
 //! process: on SQLite that includes the database engine, on a server only the client side.
+//!
+//! Built with `--features metrics`, ops records its metrics; `OPS_BENCH_RECORDER=prometheus`
+//! installs `metrics-exporter-prometheus`'s recorder first (no recorder otherwise).
 
 use std::process::ExitCode;
 
@@ -108,6 +111,17 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("build the tokio runtime");
+    if std::env::var("OPS_BENCH_RECORDER").is_ok_and(|r| r == "prometheus") {
+        #[cfg(feature = "metrics")]
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("install the Prometheus recorder");
+        #[cfg(not(feature = "metrics"))]
+        {
+            eprintln!("OPS_BENCH_RECORDER=prometheus needs --features metrics");
+            return ExitCode::FAILURE;
+        }
+    }
     runtime.block_on(async {
         let bench = BenchDb::create().await.unwrap_or_else(|e| panic!("{e}"));
         let db = Db::connect(&bench.url).await.expect("connect");

@@ -152,6 +152,14 @@ pub(super) fn pool_options<DB: sqlx::Database>(
         .test_before_acquire(false);
     let idle_ping = config.idle_ping;
     let limit = hook_limit(config);
+    let on_connect = disconnects.clone();
+    options = options.after_connect(move |_conn, _meta| {
+        let disconnects = on_connect.clone();
+        Box::pin(async move {
+            opened(&disconnects);
+            Ok(())
+        })
+    });
     let disconnects = disconnects.clone();
     options = options.before_acquire(move |conn, meta: PoolConnectionMetadata| {
         let disconnects = disconnects.clone();
@@ -160,6 +168,7 @@ pub(super) fn pool_options<DB: sqlx::Database>(
             // was used, so it is checked. Otherwise only a long idle time earns a ping.
             let stale = disconnects.stale(meta.idle_for);
             if !stale && meta.idle_for < idle_ping {
+                super::metrics::handed_over();
                 return Ok(true);
             }
             let what = if stale {
@@ -173,8 +182,12 @@ pub(super) fn pool_options<DB: sqlx::Database>(
             // closed without a goodbye (an `Err` here). Either way its siblings released before
             // now are suspect too.
             match bounded_hook(what, limit, conn.ping()).await {
-                Ok(()) => Ok(true),
+                Ok(()) => {
+                    super::metrics::handed_over();
+                    Ok(true)
+                }
                 Err(err) => {
+                    disconnects.metrics().ping_failed();
                     disconnects.record();
                     match err {
                         sqlx::Error::Io(_) => Err(err),
@@ -185,6 +198,13 @@ pub(super) fn pool_options<DB: sqlx::Database>(
         })
     });
     options
+}
+
+/// The end of every pool's `after_connect`: counts the connection opened and hands it to the
+/// caller waiting for it.
+pub(super) fn opened(disconnects: &Disconnects) {
+    disconnects.metrics().opened();
+    super::metrics::handed_over();
 }
 
 /// The release hook of the server backends. With `ResetCheck::Always` every returned connection
@@ -203,11 +223,19 @@ fn release_hook<DB: super::raw::Reset>(
 ) -> sqlx::pool::PoolOptions<DB> {
     let limit = hook_limit(config);
     let always = config.reset_check == ResetCheck::Always;
+    let recycle = config.pool_recycle;
     let disconnects = disconnects.clone();
-    options.after_release(move |conn, _meta| {
+    // The recycle age is enforced here rather than by sqlx, which closes old connections
+    // without a word: here each one is counted (`ops_pool_connections_recycled_total`). Idle
+    // connections still close at the idle timeout.
+    options.max_lifetime(None).after_release(move |conn, meta| {
         let returned = returned.clone();
         let disconnects = disconnects.clone();
         Box::pin(async move {
+            if recycle.is_some_and(|age| meta.age >= age) {
+                disconnects.metrics().recycled();
+                return Ok(false);
+            }
             if always || super::release::check_now() {
                 let reset = DB::reset(conn);
                 let in_transaction = bounded_hook("the reset on return", limit, reset)
@@ -345,13 +373,17 @@ mod mysql {
             // Setting the one the server lacks is an error, so try MariaDB's first.
             let seconds = timeout.as_secs_f64();
             let millis = timeout.as_millis();
+            let disconnects = disconnects.clone();
+            // Replaces the shared `after_connect`, so it ends the same way.
             pool = pool.after_connect(move |conn, _meta| {
+                let disconnects = disconnects.clone();
                 Box::pin(async move {
                     let mariadb = format!("SET SESSION max_statement_time = {seconds}");
                     if conn.execute(sqlx::AssertSqlSafe(mariadb)).await.is_err() {
                         let mysql = format!("SET SESSION max_execution_time = {millis}");
                         conn.execute(sqlx::AssertSqlSafe(mysql)).await?;
                     }
+                    opened(&disconnects);
                     Ok(())
                 })
             });

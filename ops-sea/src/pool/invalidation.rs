@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use ops_core::health::PoolStatus;
+use ops_core::metrics::PoolMetrics;
 
 use super::PoolState;
 
@@ -35,20 +36,34 @@ pub(crate) struct Invalidation {
     last_at: Mutex<Option<SystemTime>>,
     /// Connections pinged (or closed) at checkout because they were released before a disconnect.
     invalidated: AtomicU64,
+    /// The pool's metrics (feature `metrics`), fed by the same hooks.
+    metrics: PoolMetrics,
 }
 
 impl Default for Invalidation {
+    /// The record of the primary's pool.
     fn default() -> Self {
+        Invalidation::new(PoolMetrics::new("primary"))
+    }
+}
+
+impl Invalidation {
+    /// The record of a pool whose metrics are `metrics`.
+    pub(crate) fn new(metrics: PoolMetrics) -> Self {
         Invalidation {
             epoch: Instant::now(),
             last: AtomicU64::new(0),
             last_at: Mutex::new(None),
             invalidated: AtomicU64::new(0),
+            metrics,
         }
     }
-}
 
-impl Invalidation {
+    /// The pool's metrics.
+    pub(crate) fn metrics(&self) -> &PoolMetrics {
+        &self.metrics
+    }
+
     fn nanos(&self, at: Duration) -> u64 {
         u64::try_from(at.as_nanos()).unwrap_or(u64::MAX)
     }

@@ -9,6 +9,7 @@
 //! - `routing.rs`: the primary and the read replicas, with their lag monitor.
 //! - `breaker.rs`: the circuit breaker of each pool.
 //! - `invalidation.rs`: each pool's last disconnect, and the check at checkout it triggers.
+//! - `metrics.rs`: the pools' gauges and acquire times (feature `metrics`).
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub(crate) mod sqlite;
 mod breaker;
 mod build;
 mod invalidation;
+pub(crate) mod metrics;
 #[cfg(feature = "postgres")]
 pub(crate) mod pgbouncer;
 mod raw;

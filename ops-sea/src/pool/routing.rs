@@ -103,6 +103,14 @@ pub(crate) enum ReadOutput {
 }
 
 impl ReadCall {
+    /// The call's SQL text.
+    pub(crate) fn sql(&self) -> &str {
+        match self {
+            ReadCall::Execute(stmt) | ReadCall::One(stmt) | ReadCall::All(stmt) => &stmt.sql,
+            ReadCall::Unprepared(sql) => sql,
+        }
+    }
+
     async fn run(self, conn: &impl ConnectionTrait) -> Result<ReadOutput, DbErr> {
         Ok(match self {
             ReadCall::Execute(stmt) => ReadOutput::Execute(conn.execute_raw(stmt).await?),
@@ -161,7 +169,9 @@ impl Routing {
         let mut replicas = Vec::with_capacity(config.replica_urls.len());
         for url in &config.replica_urls {
             let replica_config = config.for_replica(url);
-            let disconnects = super::Disconnects::default();
+            let disconnects = std::sync::Arc::new(super::Invalidation::new(
+                ops_core::metrics::PoolMetrics::new(super::metrics::replica_label(url)),
+            ));
             let pool = super::build(
                 &replica_config,
                 &super::ReturnedInTransaction::default(),
@@ -276,9 +286,9 @@ impl Routing {
         for i in self.candidates() {
             let replica = &self.replicas[i];
             let Some(result) = replica
-                .unless_down(guarded(
-                    replica.breaker.as_ref(),
-                    call.clone().run(&replica.conn),
+                .unless_down(super::metrics::acquiring(
+                    replica.disconnects.metrics(),
+                    guarded(replica.breaker.as_ref(), call.clone().run(&replica.conn)),
                 ))
                 .await
             else {
@@ -349,9 +359,12 @@ impl Routing {
     ) -> Result<(SessionTxn, Target), DbErr> {
         for i in self.candidates() {
             let replica = &self.replicas[i];
-            let begin = guarded(
-                replica.breaker.as_ref(),
-                crate::session::begin_txn(&replica.conn, options, SqliteMode::Plain),
+            let begin = super::metrics::acquiring(
+                replica.disconnects.metrics(),
+                guarded(
+                    replica.breaker.as_ref(),
+                    crate::session::begin_txn(&replica.conn, options, SqliteMode::Plain),
+                ),
             );
             let Some(result) = replica.unless_down(begin).await else {
                 continue;

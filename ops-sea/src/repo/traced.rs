@@ -38,19 +38,44 @@ pub(super) fn traced_shown<'a, R: Repository, C: Executor, T>(
 where
     T: Send + 'a,
 {
+    let telemetry = db.__telemetry();
+    let table = R::Entity::default().table_name();
+    // The OpenTelemetry database conventions (`telemetry.rs`); the fields are only evaluated
+    // when the span is enabled.
     let span = tracing::debug_span!(
         "ops.repository",
+        otel.name = format!("{operation} {table}"),
+        otel.kind = "client",
         entity = R::NAME,
-        table = R::Entity::default().table_name(),
+        table,
         operation,
+        db.system.name = crate::telemetry::sea_system_name(db.get_database_backend()),
+        db.namespace = telemetry.and_then(|t| t.namespace()),
+        db.collection.name = table,
+        db.operation.name = operation,
+        server.address = telemetry.and_then(|t| t.server()),
+        server.port = telemetry.and_then(|t| t.port()),
+        error.type = tracing::field::Empty,
     );
-    async move {
+    let call = async move {
         match body.await {
             Ok(value) => Ok(value),
-            Err(err) => Err(record(db, err.with_context(R::NAME, operation, key()))),
+            Err(err) => {
+                let err = record(db, err.with_context(R::NAME, operation, key()));
+                let span = tracing::Span::current();
+                if !span.is_disabled() {
+                    span.record("error.type", err.category().to_string());
+                }
+                Err(err)
+            }
         }
-    }
-    .instrument(span)
+    };
+    let scope = crate::telemetry::RepositoryCall {
+        entity: R::NAME,
+        operation,
+        table,
+    };
+    crate::telemetry::repository_call_scope(scope, call).instrument(span)
 }
 
 /// Feeds the executor's error stats, then hands the error back.
