@@ -263,11 +263,8 @@ async fn restart_is_survived_without_restarting_the_application() {
     if !require_server(TEST) {
         return;
     }
-    let mut server = match Server::find(ops_tests::backend()) {
-        Ok(server) => ServerGuard {
-            server,
-            stopped: false,
-        },
+    let server = match Server::find(ops_tests::backend()) {
+        Ok(server) => server,
         Err(missing) => {
             report(&format!("skipped: {TEST} needs {missing}"));
             return;
@@ -284,6 +281,12 @@ async fn restart_is_survived_without_restarting_the_application() {
         .connect()
         .await
         .expect("connect");
+    // Declared after the test database, so dropped before it on a panic: the server is up
+    // again when the database is dropped.
+    let mut server = ServerGuard {
+        server,
+        stopped: false,
+    };
     insert_item(&db, 1, "before")
         .await
         .expect("before the restart");
