@@ -7,6 +7,9 @@
 //! connections killed, round trips per checkout, and the leak warning.
 //!
 //! The bank test runs for `OPS_SOAK_SECS` seconds (default 6) per backend; set it higher to soak.
+//! Its report line gives operations, faults by kind, violations and give-ups (both asserted 0),
+//! the pool's peak of connections in use, and the process's resident memory at start and end
+//! (and at every full minute, to tell warm-up from growth).
 
 #[path = "../../ops-core/tests/support/mod.rs"]
 mod support;
@@ -181,7 +184,9 @@ async fn transfer(session: &Session, t: Transfer) -> Result<Applied, OpsError> {
     Ok(bank::apply(session, t).await?)
 }
 
-#[db_retry(attempts = 10, initial = "2ms", max = "50ms")]
+// A read is idempotent: an audit whose COMMIT reply was lost (a commit trap) is read again
+// instead of giving up with `CommitUnknown`.
+#[db_retry(attempts = 10, initial = "2ms", max = "50ms", idempotent = true)]
 #[managed_session(read_only = true, timeout = "10s", name = "audit")]
 async fn audit(session: &Session) -> Result<bank::Snapshot, OpsError> {
     Ok(bank::snapshot(session).await?)
@@ -215,6 +220,56 @@ fn soak_duration() -> Duration {
         ),
         Err(_) => Duration::from_secs(6),
     }
+}
+
+/// The process's resident memory (`VmRSS` in `/proc/self/status`) in KiB; `None` where there is
+/// no procfs.
+fn rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// What the sampler saw while the bank ran.
+#[derive(Default)]
+struct Samples {
+    /// The most connections in use at once.
+    peak_in_use: u32,
+    /// The most connections open at once.
+    peak_size: u32,
+    /// The resident memory in KiB at every full minute of the run.
+    rss_by_minute: Vec<u64>,
+}
+
+/// Samples the pool every 10 ms and the resident memory every minute until `stop`. `PoolState`
+/// holds the counts of the moment and no high-water mark, so the peak is sampled: a checkout
+/// shorter than the interval may be missed.
+async fn sampler(db: Db, stop: Arc<AtomicBool>) -> Samples {
+    const MINUTE: Duration = Duration::from_secs(60);
+    let mut samples = Samples::default();
+    let mut next_minute = Instant::now() + MINUTE;
+    while !stop.load(Ordering::Relaxed) {
+        let state = db.pool_state();
+        samples.peak_in_use = samples.peak_in_use.max(state.in_use());
+        samples.peak_size = samples.peak_size.max(state.size);
+        if Instant::now() >= next_minute {
+            samples.rss_by_minute.extend(rss_kib());
+            next_minute += MINUTE;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    samples
+}
+
+/// KiB as MiB with one decimal, or `?` when unknown.
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
 }
 
 static TRANSFER_IDS: AtomicU64 = AtomicU64::new(1);
@@ -255,6 +310,8 @@ async fn writer(db: Db, until: Instant, faults: Arc<FaultCounts>) -> Vec<(Transf
 struct ReadLog {
     reads: u64,
     errors: u64,
+    /// The categories of the failed reads.
+    failed_by: BTreeMap<String, u64>,
     violations: Vec<String>,
 }
 
@@ -269,7 +326,10 @@ async fn reader(db: Db, until: Instant) -> ReadLog {
                         .push(format!("read saw {s:?}, expected total {TOTAL}"));
                 }
             }
-            Err(_) => log.errors += 1,
+            Err(e) => {
+                log.errors += 1;
+                *log.failed_by.entry(e.category().to_string()).or_default() += 1;
+            }
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -316,6 +376,7 @@ async fn bank_invariant_holds_under_faults() {
     let rig = Arc::new(rig);
 
     let duration = soak_duration();
+    let rss_start = rss_kib();
     let started = Instant::now();
     let until = started + duration;
     let faults = Arc::new(FaultCounts::default());
@@ -333,6 +394,7 @@ async fn bank_invariant_holds_under_faults() {
     let readers: Vec<_> = (0..READERS)
         .map(|_| tokio::spawn(reader(db.clone(), until)))
         .collect();
+    let sampler = tokio::spawn(sampler(db.clone(), Arc::clone(&stop)));
 
     // Transfers finish within their retry deadline (15 s) after `until`.
     let limit = duration + Duration::from_secs(60);
@@ -345,6 +407,9 @@ async fn bank_invariant_holds_under_faults() {
         let log = bounded("a reader", limit, r).await.expect("reader task");
         reads.reads += log.reads;
         reads.errors += log.errors;
+        for (category, n) in log.failed_by {
+            *reads.failed_by.entry(category).or_default() += n;
+        }
         reads.violations.extend(log.violations);
     }
     stop.store(true, Ordering::Relaxed);
@@ -353,6 +418,9 @@ async fn bank_invariant_holds_under_faults() {
             .await
             .expect("nemesis task");
     }
+    let samples = bounded("the sampler", STEP_TIMEOUT, sampler)
+        .await
+        .expect("sampler task");
     if let Some(proxy) = &rig.proxy {
         proxy.disarm_commit_traps();
         proxy.set_mode(Mode::PassThrough);
@@ -361,6 +429,10 @@ async fn bank_invariant_holds_under_faults() {
 
     // Every pooled connection and session is back and clean before the books are checked.
     rig.assert_quiescent(&db).await;
+    // Measured before the books are read into memory. The run's own log of what each caller
+    // was told grows with the operations and is part of this; the line reports its size.
+    let rss_end = rss_kib();
+    let log_kib = (told.capacity() * std::mem::size_of::<(Transfer, Told)>()) as u64 / 1024;
 
     let mut violations = reads.violations;
     let balances = bank::balances(&rig.admin).await.expect("balances");
@@ -456,30 +528,51 @@ async fn bank_invariant_holds_under_faults() {
         }
     }
     let proxy_stats = rig.proxy.as_ref().map(Proxy::stats);
+    // A give-up is an operation that ended in an error after its retries: a transfer reported
+    // failed, or an audit that failed. Commit-unknown and cancelled transfers are not: the
+    // ledger resolves them.
+    let failed = outcomes.get("failed").copied().unwrap_or(0);
+    let give_ups = failed + reads.errors;
+    let max = db.pool_state().max;
+    let rss_by_minute: Vec<String> = samples
+        .rss_by_minute
+        .iter()
+        .map(|k| mib(Some(*k)))
+        .collect();
     let mut line = format!(
-        "bank[{backend}]: {:.1}s, {} transfers {outcomes:?}, failed by category {failed_by:?}, \
-         unknown resolved: {unknown_committed} committed / {unknown_absent} absent; \
-         reads {} ok / {} failed; retries {} {:?} (succeeded {}, exhausted {}); \
-         faults: kills {}, proxy cuts {}, commit traps {} (sprung {}), cancels {}; \
-         sessions opened {} committed {} rolled back {} dropped unfinished {}; violations {}",
+        "bank[{backend}]: {:.1}s, {} operations ({} transfers, {} audits); faults: kills {}, \
+         proxy cuts {}, commit traps {} (sprung {}), cancels {}; violations {}; give-ups \
+         {give_ups} ({failed} transfers, {} audits); pool peak {} in use of {max} ({} open); \
+         rss {} MiB at start, {} MiB at end (by minute {rss_by_minute:?}; transfer log \
+         {:.1} MiB) | transfers {outcomes:?}, failed by category {failed_by:?}, unknown \
+         resolved: {unknown_committed} committed / {unknown_absent} absent; retries {} {:?} \
+         (succeeded {}, exhausted {}); sessions opened {} committed {} rolled back {} dropped \
+         unfinished {} peak {}",
         elapsed.as_secs_f64(),
+        told.len() as u64 + reads.reads + reads.errors,
         told.len(),
-        reads.reads,
-        reads.errors,
-        errors.retries_attempted,
-        errors.retries_by_category,
-        errors.retries_succeeded,
-        errors.retries_exhausted,
+        reads.reads + reads.errors,
         faults.kills.load(Ordering::Relaxed),
         faults.cuts.load(Ordering::Relaxed),
         faults.commit_traps.load(Ordering::Relaxed),
         proxy_stats.map_or(0, |s| s.commits_cut),
         faults.cancels.load(Ordering::Relaxed),
+        violations.len(),
+        reads.errors,
+        samples.peak_in_use,
+        samples.peak_size,
+        mib(rss_start),
+        mib(rss_end),
+        log_kib as f64 / 1024.0,
+        errors.retries_attempted,
+        errors.retries_by_category,
+        errors.retries_succeeded,
+        errors.retries_exhausted,
         sessions.opened,
         sessions.committed,
         sessions.rolled_back,
         sessions.dropped_unfinished,
-        violations.len(),
+        sessions.peak,
     );
     if let Some(s) = proxy_stats {
         let _ = write!(
@@ -521,6 +614,11 @@ async fn bank_invariant_holds_under_faults() {
             .cloned()
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    assert_eq!(
+        give_ups, 0,
+        "{failed} transfer(s) and {} audit(s) gave up: transfers {failed_by:?}, audits {:?}",
+        reads.errors, reads.failed_by
     );
     db.close().await;
     match Arc::try_unwrap(rig) {
