@@ -326,8 +326,12 @@ async fn check_metrics(addr: SocketAddr) -> std::io::Result<usize> {
             return Ok(1);
         }
         body = reply.body;
-        if sum(&samples(&body), "ops_pool_connections_open", &[r#"pool="primary""#])
-            .is_some_and(|open| open >= 1.0)
+        if sum(
+            &samples(&body),
+            "ops_pool_connections_open",
+            &[r#"pool="primary""#],
+        )
+        .is_some_and(|open| open >= 1.0)
         {
             break;
         }
@@ -340,17 +344,37 @@ async fn check_metrics(addr: SocketAddr) -> std::io::Result<usize> {
         ("ops_sessions_rolled_back_total", &[], |v| v >= 1.0),
         ("ops_sessions_active", &[], |v| v == 0.0),
         ("ops_session_duration_seconds_count", &[], |v| v >= 10.0),
-        ("ops_pool_connections_open", &[r#"pool="primary""#], |v| v >= 1.0),
-        ("ops_pool_connections_max", &[r#"pool="primary""#], |v| v >= 1.0),
+        ("ops_pool_connections_open", &[r#"pool="primary""#], |v| {
+            v >= 1.0
+        }),
+        ("ops_pool_connections_max", &[r#"pool="primary""#], |v| {
+            v >= 1.0
+        }),
         ("ops_pool_waiting", &[r#"pool="primary""#], |v| v == 0.0),
-        ("ops_pool_acquire_seconds_count", &[r#"pool="primary""#], |v| v >= 10.0),
+        (
+            "ops_pool_acquire_seconds_count",
+            &[r#"pool="primary""#],
+            |v| v >= 10.0,
+        ),
         (
             "ops_statement_duration_seconds_count",
-            &[r#"entity="project""#, r#"operation="create""#, r#"outcome="ok""#],
+            &[
+                r#"entity="project""#,
+                r#"operation="create""#,
+                r#"outcome="ok""#,
+            ],
             |v| v >= 2.0,
         ),
-        ("ops_errors_total", &[r#"category="integrity(unique)""#], |v| v >= 1.0),
-        ("ops_pool_connections_opened_total", &[r#"pool="primary""#], |v| v >= 1.0),
+        (
+            "ops_errors_total",
+            &[r#"category="integrity(unique)""#],
+            |v| v >= 1.0,
+        ),
+        (
+            "ops_pool_connections_opened_total",
+            &[r#"pool="primary""#],
+            |v| v >= 1.0,
+        ),
     ];
     let mut failures = 0;
     for (name, labels, sane) in checks {

@@ -272,7 +272,9 @@ impl Session {
     }
 
     /// Commits. A connection lost while the COMMIT was in flight gives `CommitUnknown`: the work
-    /// may or may not be committed, and only the caller can find out which.
+    /// may or may not be committed, and only the caller can find out which. A read-only session
+    /// wrote nothing (the server refuses its writes), so there its outcome is known and the loss
+    /// stays `Retryable(ConnectionLost)`: a retry reads again.
     pub async fn commit(self) -> Result<(), OpsError> {
         let read_only = self.inner.read_only;
         let target = self.inner.target;
@@ -290,7 +292,11 @@ impl Session {
             let err = OpsError::from(e);
             let err = match err.category() {
                 ErrorCategory::Retryable(RetryReason::ConnectionLost)
-                | ErrorCategory::Unavailable => err.recategorize(ErrorCategory::CommitUnknown),
+                | ErrorCategory::Unavailable
+                    if !read_only =>
+                {
+                    err.recategorize(ErrorCategory::CommitUnknown)
+                }
                 _ => err,
             };
             if let Some(db) = &db {

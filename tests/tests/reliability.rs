@@ -728,6 +728,51 @@ async fn lost_commit_reply_is_commit_unknown_and_never_rerun() {
     rig.cleanup().await;
 }
 
+#[tokio::test]
+async fn lost_commit_reply_of_a_read_only_session_is_retryable() {
+    if !require_server(
+        "lost_commit_reply_of_a_read_only_session_is_retryable (SQLite has no network)",
+    ) {
+        return;
+    }
+    let rig = Rig::new("ambiguous_read").await;
+    bank::create(&rig.admin, 2, 100).await;
+    let db = Db::builder(&rig.url())
+        .pool_size(2)
+        .max_overflow(0)
+        .connect()
+        .await
+        .expect("connect");
+    // A read-only session wrote nothing, so a COMMIT whose reply is lost has a known outcome:
+    // the loss is an ordinary connection loss, and a retry reads again.
+    rig.proxy().cut_after_next_commit();
+    let err = bounded(
+        "a read-only session",
+        STEP_TIMEOUT,
+        db.run(SessionOptions::new().read_only(), |s| async move {
+            bank::balances(&s).await.map_err(OpsError::from)
+        }),
+    )
+    .await
+    .expect_err("the commit's reply was cut");
+    assert_eq!(
+        err.category(),
+        ErrorCategory::Retryable(RetryReason::ConnectionLost),
+        "{err}"
+    );
+    assert_eq!(rig.proxy().stats().commits_cut, 1);
+    assert!(
+        !db.error_stats()
+            .recent_critical
+            .iter()
+            .any(|e| e.category == ErrorCategory::CommitUnknown),
+        "no unknown commit is reported for a read"
+    );
+    rig.assert_quiescent(&db).await;
+    db.close().await;
+    rig.cleanup().await;
+}
+
 // ------------------------------------------------------------------------------------------------
 // 3. Pool exhaustion.
 // ------------------------------------------------------------------------------------------------
