@@ -479,30 +479,50 @@ impl DbBuilder {
     }
 }
 
+/// The loop of every background task of a `Db` (the leak watcher, the replica monitor, the
+/// metrics sampler, the maintenance sweep): runs `tick` every `period`, holding the `Db` only
+/// while a tick runs, and ends when the last handle is dropped or the pool is closed.
+pub(crate) async fn every<F, Fut>(inner: Weak<DbInner>, period: Duration, mut tick: F)
+where
+    F: FnMut(Arc<DbInner>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.pool.is_closed() {
+            return;
+        }
+        tick(inner).await;
+    }
+}
+
+/// Spawns [`every`] on the current tokio runtime; outside one (a `Db` built by the blocking
+/// bridge before its runtime runs) nothing is spawned.
+pub(crate) fn spawn_every<F, Fut>(inner: Weak<DbInner>, period: Duration, tick: F)
+where
+    F: FnMut(Arc<DbInner>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(every(inner, period, tick));
+    }
+}
+
 /// Warns once for every session held past the leak threshold (the sweep `maintenance.rs` also
-/// runs, without its other chores). It holds only a weak reference, so it ends when the last `Db`
-/// handle is dropped or the pool is closed.
+/// runs, without its other chores).
 fn spawn_leak_watcher(inner: Weak<DbInner>) {
     let Some(threshold) = inner.upgrade().and_then(|i| i.config.leak_threshold) else {
-        return;
-    };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     // A quarter of the threshold keeps the warning within 25% of it, bounded so a tiny threshold
     // does not spin and a huge one still reports within a minute.
     let period = (threshold / 4).clamp(Duration::from_millis(10), Duration::from_secs(60));
-    runtime.spawn(async move {
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let Some(inner) = inner.upgrade() else { return };
-            if inner.pool.is_closed() {
-                return;
-            }
-            inner.tracker.warn_leaks();
-        }
+    spawn_every(inner, period, |inner| {
+        inner.tracker.warn_leaks();
+        std::future::ready(())
     });
 }
 

@@ -141,25 +141,24 @@ impl Db {
 }
 
 pub(crate) async fn maintain(inner: Weak<DbInner>, config: MaintenanceConfig) {
-    let mut ticker = tokio::time::interval(config.sweep_every.max(Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = config.sweep_every.max(Duration::from_millis(10));
     let mut last_optimize = Instant::now();
-    loop {
-        ticker.tick().await;
-        // Holding only a weak reference between ticks lets the `Db` be dropped.
-        let Some(inner) = inner.upgrade() else { return };
-        if inner.pool.is_closed() {
-            return;
-        }
+    crate::db::every(inner, period, move |inner| {
         inner.tracker.warn_leaks();
         if let Some(age) = config.max_session_age {
             // The tracker logs one warning for each session it cancels.
             inner.tracker.cancel_older_than(age);
         }
-        if let Some(every) = config.optimize_every
-            && last_optimize.elapsed() >= every
-        {
+        let optimize = config
+            .optimize_every
+            .is_some_and(|every| last_optimize.elapsed() >= every);
+        if optimize {
             last_optimize = Instant::now();
+        }
+        async move {
+            if !optimize {
+                return;
+            }
             let db = Db { inner };
             match db.optimize().await {
                 Ok(report) => tracing::info!(
@@ -170,5 +169,6 @@ pub(crate) async fn maintain(inner: Weak<DbInner>, config: MaintenanceConfig) {
                 Err(err) => tracing::warn!(%err, "scheduled optimize failed"),
             }
         }
-    }
+    })
+    .await;
 }

@@ -141,7 +141,9 @@ where
     E: From<OpsError>,
 {
     let span = session_span(source, &options, origin);
-    run_in_span(source, options, origin, work)
+    // Boxed: the session's begin, work, commit and rollback live on the heap, so a caller's
+    // future (and its stack in a debug build, where futures nest deeply) holds a pointer.
+    Box::pin(run_in_span(source, options, origin, work))
         .instrument(span)
         .await
 }

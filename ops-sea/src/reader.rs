@@ -66,8 +66,15 @@ impl Reader {
     async fn read(&self, call: ReadCall) -> Result<ReadOutput, DbErr> {
         let telemetry = &self.db.inner.telemetry;
         let sql = telemetry.sql_of(call.sql());
-        let read = self.db.routing().read(&self.db, call, self.replica_only);
-        crate::telemetry::statement(Some(telemetry), None, sql, read).await
+        // The read is built inside the call, not in a local: a future moved out of a local still
+        // takes its room in this one's, and futures nest deeply in debug builds.
+        crate::telemetry::statement(
+            Some(telemetry),
+            None,
+            sql,
+            self.db.routing().read(&self.db, call, self.replica_only),
+        )
+        .await
     }
 }
 

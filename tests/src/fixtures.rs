@@ -4,6 +4,27 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use crate::Backend;
 
+/// An entity with a caller-chosen key and a unique name, for the metrics and telemetry suites:
+/// `item::Ops::create` of a taken name is a unique violation on every backend.
+pub mod item {
+    use ops_sea::Ops;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Ops)]
+    #[sea_orm(table_name = "named_items")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        #[sea_orm(unique)]
+        pub name: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// Creates `items (id, name)`, a table every backend spells the same way.
 pub async fn items_table<C: ConnectionTrait>(conn: &C) {
     conn.execute_unprepared("CREATE TABLE items (id INTEGER PRIMARY KEY, name VARCHAR(100))")

@@ -11,27 +11,9 @@ use ops_sea::metrics as m;
 use ops_sea::{
     Db, ErrorCategory, IntegrityKind, OpsError, RetryPolicy, RetryReason, SessionOptions,
 };
+use ops_tests::fixtures::item;
 use ops_tests::{STEP_TIMEOUT, TestDb, bounded};
 use sea_orm::{ConnectionTrait, Schema};
-
-pub mod item {
-    use ops_sea::Ops;
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Ops)]
-    #[sea_orm(table_name = "metric_items")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: i32,
-        #[sea_orm(unique)]
-        pub name: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
 
 fn named(name: &'static str) -> SessionOptions {
     SessionOptions::new().name(name)

@@ -9,31 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ops_sea::{Db, OpsError, SessionOptions};
+use ops_tests::fixtures::item;
 use ops_tests::{STEP_TIMEOUT, TestDb, bounded};
 use sea_orm::{ConnectionTrait, Schema};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
-
-pub mod item {
-    use ops_sea::Ops;
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Ops)]
-    #[sea_orm(table_name = "telemetry_items")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: i32,
-        #[sea_orm(unique)]
-        pub name: String,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
 
 /// One span or event as captured: its name (an event's is its message) and its fields.
 #[derive(Clone, Debug, Default)]
@@ -179,8 +161,8 @@ async fn repository_and_session_spans_carry_the_opentelemetry_fields() {
         .find(|s| field(s, "db.operation.name") == Some("create"))
         .unwrap_or_else(|| panic!("a create span among {repository:#?}"));
     assert_eq!(field(create, "db.system.name"), Some(system));
-    assert_eq!(field(create, "db.collection.name"), Some("telemetry_items"));
-    assert_eq!(field(create, "otel.name"), Some("create telemetry_items"));
+    assert_eq!(field(create, "db.collection.name"), Some("named_items"));
+    assert_eq!(field(create, "otel.name"), Some("create named_items"));
     assert_eq!(field(create, "otel.kind"), Some("client"));
     assert_eq!(
         field(create, "error.type"),
@@ -251,7 +233,7 @@ async fn sql_text_is_traced_only_when_asked_for_and_never_its_values() {
         .find(|s| field(s, "db.query.text").is_some_and(|q| q.contains("INSERT")))
         .unwrap_or_else(|| panic!("an INSERT statement span among {statements:#?}"));
     assert_eq!(field(insert, "db.operation.name"), Some("create"));
-    assert_eq!(field(insert, "db.collection.name"), Some("telemetry_items"));
+    assert_eq!(field(insert, "db.collection.name"), Some("named_items"));
     assert_eq!(field(insert, "entity"), Some("item"));
     let text = field(insert, "db.query.text").unwrap();
     assert!(
@@ -299,7 +281,7 @@ async fn a_slow_statement_is_logged_once_with_its_context_and_counted() {
     assert_eq!(event.level, "WARN");
     assert_eq!(field(event, "session.name"), Some("slow_session"));
     assert_eq!(field(event, "db.operation.name"), Some("create"));
-    assert_eq!(field(event, "db.collection.name"), Some("telemetry_items"));
+    assert_eq!(field(event, "db.collection.name"), Some("named_items"));
     assert_eq!(field(event, "entity"), Some("item"));
     assert!(
         field(event, "session.origin").is_some_and(|o| o.contains("telemetry.rs:")),

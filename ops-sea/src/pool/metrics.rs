@@ -108,20 +108,9 @@ pub(crate) fn spawn_sampler(inner: Weak<crate::db::DbInner>) {
     #[cfg(feature = "metrics")]
     {
         ops_core::metrics::describe();
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            let mut ticker = tokio::time::interval(SAMPLE_EVERY);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let Some(inner) = inner.upgrade() else { return };
-                if inner.pool.is_closed() {
-                    return;
-                }
-                sample(&inner);
-            }
+        crate::db::spawn_every(inner, SAMPLE_EVERY, |inner| {
+            sample(&inner);
+            std::future::ready(())
         });
     }
     #[cfg(not(feature = "metrics"))]

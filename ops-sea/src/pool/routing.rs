@@ -662,25 +662,11 @@ pub(crate) fn spawn_monitor(inner: Weak<crate::db::DbInner>) {
     if !strong.routing.has_replicas() {
         return;
     }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
     let every = strong.routing.check_every();
     let timeout = strong.config.connect_timeout.min(CHECK_TIMEOUT_MAX);
     drop(strong);
-    runtime.spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let Some(inner) = inner.upgrade() else {
-                return;
-            };
-            if inner.pool.is_closed() {
-                return;
-            }
-            inner.routing.check_all(timeout).await;
-        }
+    crate::db::spawn_every(inner, every, move |inner| async move {
+        inner.routing.check_all(timeout).await;
     });
 }
 
