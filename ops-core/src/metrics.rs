@@ -17,8 +17,6 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::ErrorCategory;
-use crate::stats::CriticalKind;
-use crate::tracker::SessionOutcome;
 
 /// Gauge, label `pool`: connections open now, idle or in use.
 pub const POOL_CONNECTIONS_OPEN: &str = "ops_pool_connections_open";
@@ -165,20 +163,25 @@ pub fn session_opened(name: &std::borrow::Cow<'static, str>) {
     let _ = name;
 }
 
-/// A session ended: `outcome` is `None` when it was dropped unfinished.
+/// How a session ended, for [`session_ended`].
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum SessionEnd {
+    Committed,
+    RolledBack,
+    Dropped,
+}
+
+/// A session ended.
 #[doc(hidden)]
 #[inline]
-pub fn session_ended(
-    name: &std::borrow::Cow<'static, str>,
-    outcome: Option<SessionOutcome>,
-    open_for: Duration,
-) {
+pub fn session_ended(name: &std::borrow::Cow<'static, str>, end: SessionEnd, open_for: Duration) {
     #[cfg(feature = "metrics")]
     {
-        let (counter, outcome) = match outcome {
-            Some(SessionOutcome::Committed) => (SESSIONS_COMMITTED, "committed"),
-            Some(SessionOutcome::RolledBack) => (SESSIONS_ROLLED_BACK, "rolled_back"),
-            None => (SESSIONS_DROPPED, "dropped"),
+        let (counter, outcome) = match end {
+            SessionEnd::Committed => (SESSIONS_COMMITTED, "committed"),
+            SessionEnd::RolledBack => (SESSIONS_ROLLED_BACK, "rolled_back"),
+            SessionEnd::Dropped => (SESSIONS_DROPPED, "dropped"),
         };
         metrics::counter!(counter, "session" => label(name)).increment(1);
         metrics::histogram!(SESSION_SECONDS, "session" => label(name), "outcome" => outcome)
@@ -186,7 +189,7 @@ pub fn session_ended(
         metrics::gauge!(SESSIONS_ACTIVE).decrement(1.0);
     }
     #[cfg(not(feature = "metrics"))]
-    let _ = (name, outcome, open_for);
+    let _ = (name, end, open_for);
 }
 
 /// A managed session ran past its timeout.
@@ -263,12 +266,12 @@ pub fn retry(category: ErrorCategory, outcome: RetryOutcome) {
     let _ = (category, outcome);
 }
 
-/// A critical event.
+/// A critical event, by its kind's name (`CriticalKind::as_str`).
 #[doc(hidden)]
 #[inline]
-pub fn critical(kind: CriticalKind) {
+pub fn critical(kind: &'static str) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(CRITICAL, "kind" => kind.as_str()).increment(1);
+    metrics::counter!(CRITICAL, "kind" => kind).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = kind;
 }

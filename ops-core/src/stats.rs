@@ -388,7 +388,7 @@ impl ErrorStatsRecorder {
     }
 
     fn critical(&self, event: CriticalEvent) {
-        crate::metrics::critical(event.kind);
+        crate::metrics::critical(event.kind.as_str());
         // Debug only: whoever saw the error logs it in context (the retry loop logs giving up at
         // error level), and hooks are the way to be told.
         tracing::debug!(

@@ -506,7 +506,11 @@ impl SessionTicket {
             SessionOutcome::RolledBack => &self.shard.rolled_back,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::session_ended(&self.entry.name, Some(outcome), self.age());
+        let end = match outcome {
+            SessionOutcome::Committed => crate::metrics::SessionEnd::Committed,
+            SessionOutcome::RolledBack => crate::metrics::SessionEnd::RolledBack,
+        };
+        crate::metrics::session_ended(&self.entry.name, end, self.age());
         self.release();
     }
 
@@ -551,7 +555,11 @@ impl Drop for SessionTicket {
         self.shard
             .dropped_unfinished
             .fetch_add(1, Ordering::Relaxed);
-        crate::metrics::session_ended(&self.entry.name, None, self.age());
+        crate::metrics::session_ended(
+            &self.entry.name,
+            crate::metrics::SessionEnd::Dropped,
+            self.age(),
+        );
         self.release();
         let entry = &self.entry;
         {

@@ -140,7 +140,7 @@ impl Db {
         });
         spawn_leak_watcher(Arc::downgrade(&inner));
         crate::pool::spawn_monitor(Arc::downgrade(&inner));
-        crate::pool::metrics::spawn_sampler(Arc::downgrade(&inner));
+        spawn_metrics_sampler(Arc::downgrade(&inner));
         tracing::debug!(config = %inner.config, "database connected");
         Ok(Db { inner })
     }
@@ -509,6 +509,29 @@ where
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(every(inner, period, tick));
     }
+}
+
+/// Samples the gauges of every pool, and the long-running sessions, once a second (feature
+/// `metrics`; without it nothing is spawned).
+fn spawn_metrics_sampler(inner: Weak<DbInner>) {
+    #[cfg(feature = "metrics")]
+    {
+        ops_core::metrics::describe();
+        spawn_every(inner, crate::pool::metrics::SAMPLE_EVERY, |inner| {
+            crate::pool::metrics::sample(inner.disconnects.metrics(), inner.pool.state());
+            for replica in inner.routing.replicas() {
+                crate::pool::metrics::sample(replica.disconnects.metrics(), replica.pool.state());
+            }
+            let long_running = inner
+                .config
+                .leak_threshold
+                .map_or(0, |threshold| inner.tracker.long_running(threshold).len());
+            ops_core::metrics::sessions_long_running(long_running);
+            std::future::ready(())
+        });
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = inner;
 }
 
 /// Warns once for every session held past the leak threshold (the sweep `maintenance.rs` also

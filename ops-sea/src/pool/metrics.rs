@@ -1,8 +1,7 @@
 //! The pools' metrics (feature `metrics`; names in `ops_core::metrics`).
 //!
 //! - **Gauges** (open, idle, in use, max) and the derived count of closed connections are
-//!   sampled once a second by a task that holds the `Db` weakly, for the primary and each
-//!   replica.
+//!   sampled once a second (`db.rs` starts the task), for the primary and each replica.
 //! - **Waiting and the acquire time**: sqlx does not say how long a caller waited, so each call
 //!   that may take a connection runs inside [`acquiring`], which counts the caller as waiting and
 //!   notes when it started. The pool hands a connection over through one of its hooks
@@ -15,7 +14,6 @@
 //! Without the feature, `acquiring` is the call itself and `handed_over` does nothing.
 
 use std::future::Future;
-use std::sync::Weak;
 use std::time::Duration;
 
 use ops_core::metrics::PoolMetrics;
@@ -27,8 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(feature = "metrics")]
 use std::time::Instant;
 
-/// How often the gauges are sampled.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// How often the gauges are sampled (`Db::connect` starts the sampler).
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 #[cfg(feature = "metrics")]
 tokio::task_local! {
@@ -102,40 +100,9 @@ pub(crate) fn handed_over() {
     let _ = WAIT.try_with(|wait| wait.end());
 }
 
-/// Samples the gauges of every pool of the `Db` once a second until it is dropped or closed.
-/// Only with the feature: without it nothing is spawned.
-pub(crate) fn spawn_sampler(inner: Weak<crate::db::DbInner>) {
-    #[cfg(feature = "metrics")]
-    {
-        ops_core::metrics::describe();
-        crate::db::spawn_every(inner, SAMPLE_EVERY, |inner| {
-            sample(&inner);
-            std::future::ready(())
-        });
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (inner, SAMPLE_EVERY);
-}
-
-#[cfg(feature = "metrics")]
-fn sample(inner: &crate::db::DbInner) {
-    let state = inner.pool.state();
-    inner
-        .disconnects
-        .metrics()
-        .sample(state.size, state.idle, state.max);
-    for replica in inner.routing.replicas() {
-        let state = replica.pool.state();
-        replica
-            .disconnects
-            .metrics()
-            .sample(state.size, state.idle, state.max);
-    }
-    let long_running = inner
-        .config
-        .leak_threshold
-        .map_or(0, |threshold| inner.tracker.long_running(threshold).len());
-    ops_core::metrics::sessions_long_running(long_running);
+/// Sets a pool's gauges from a reading of it.
+pub(crate) fn sample(metrics: &PoolMetrics, state: super::PoolState) {
+    metrics.sample(state.size, state.idle, state.max);
 }
 
 /// The `pool` label of a replica: `replica:<host>:<port>` (never a user or password).
