@@ -722,4 +722,8 @@ impl crate::Executor for Db {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
         Some(&self.inner.errors)
     }
+
+    fn __bulk_route(&self) -> crate::executor::BulkRoute<'_> {
+        crate::executor::BulkRoute::Db(self)
+    }
 }
