@@ -51,6 +51,26 @@ pub(crate) fn encode_row<'a>(
 
 /// Appends one field: `\N` for NULL, otherwise the value's text with `COPY`'s escapes.
 pub(crate) fn encode_field(value: &Value, out: &mut Vec<u8>) -> Result<(), Unsupported> {
+    // The common types go straight into `out`: their text needs no escaping, or (strings) only
+    // the escaping, so no intermediate string is built per field.
+    use std::io::Write as _;
+    let written = match value {
+        Value::String(Some(x)) => {
+            escape_into(x, out);
+            true
+        }
+        Value::Int(Some(x)) => write!(out, "{x}").is_ok(),
+        Value::BigInt(Some(x)) => write!(out, "{x}").is_ok(),
+        Value::SmallInt(Some(x)) => write!(out, "{x}").is_ok(),
+        Value::Bool(Some(x)) => {
+            out.push(if *x { b't' } else { b'f' });
+            true
+        }
+        _ => false,
+    };
+    if written {
+        return Ok(());
+    }
     let mut text = String::new();
     if !literal(value, &mut text)? {
         out.extend_from_slice(b"\\N");
