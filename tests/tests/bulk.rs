@@ -228,7 +228,10 @@ async fn a_load_in_a_session_is_part_of_its_transaction() {
         ErrorCategory::Integrity(IntegrityKind::Unique),
         "{err}"
     );
-    drop(session);
+    session
+        .rollback()
+        .await
+        .expect("rollback the failed session");
     finish(test, db, admin).await;
 }
 
