@@ -799,4 +799,8 @@ impl crate::Executor for Db {
     fn __telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
         Some(&self.inner.telemetry)
     }
+
+    fn __bulk_route(&self) -> crate::executor::BulkRoute<'_> {
+        crate::executor::BulkRoute::Db(self)
+    }
 }

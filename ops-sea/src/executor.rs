@@ -25,6 +25,26 @@ pub trait Executor: ConnectionTrait + Send + Sync {
     fn __telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
         None
     }
+
+    /// Where a bulk load (`create_many`) may stream its rows instead of sending statements.
+    #[doc(hidden)]
+    fn __bulk_route(&self) -> BulkRoute<'_> {
+        BulkRoute::Statements
+    }
+}
+
+/// Where a bulk load may stream its rows: PostgreSQL's `COPY` needs a sqlx connection ops holds,
+/// which a `Db` and some sessions have and SeaORM's connections and transactions do not.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum BulkRoute<'a> {
+    /// Statements through `ConnectionTrait` only.
+    Statements,
+    /// A connection of the `Db`'s pool, in a transaction of the load's own.
+    Db(&'a crate::Db),
+    /// The session's own transaction, when ops runs it.
+    Session(&'a crate::Session),
 }
 
 impl Executor for DatabaseConnection {}

@@ -13,6 +13,7 @@ pub use sea_orm;
 pub use sea_orm::sea_query::IntoCondition;
 pub use sea_orm::{ActiveModelBehavior, ActiveValue, EntityTrait, Select, TransactionTrait, Value};
 
+pub use crate::executor::BulkRoute;
 pub use crate::repo::{self, ColumnOf, Repository, find_by, list_by, list_by_page};
 pub use crate::{Executor, OpsError};
 pub use ops_core::page::{Page, PageRequest};
@@ -30,6 +31,15 @@ pub use crate::macro_support::*;
 /// finished session, which no public call leaves a handle in.
 pub async fn rollback_in_place(session: &mut crate::Session) -> Result<(), OpsError> {
     session.rollback_in_place().await
+}
+
+/// For ops' own integration tests: `values` as one row of `COPY`'s text format, as `create_many`
+/// streams it on PostgreSQL; `None` when a value has no text form there.
+#[cfg(feature = "postgres")]
+pub fn copy_text_row(values: &[Value]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    crate::repo::copy_text::encode_row(values, &mut out).ok()?;
+    Some(out)
 }
 
 /// Converts a column value for a `find_by_*` or `list_by_*` condition.

@@ -421,6 +421,32 @@ impl Session {
             .ok_or_else(|| DbErr::Custom(format!("session '{}' is already finished", self.name())))
     }
 
+    /// Whether a bulk load can `COPY` inside this session's transaction: when ops runs that
+    /// transaction itself (behind PgBouncer). SeaORM's transaction keeps its connection private.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn can_copy(&self) -> bool {
+        matches!(self.inner.txn, Some(SessionTxn::Bouncer(_)))
+    }
+
+    /// Streams a `COPY ... FROM STDIN` inside this session's transaction (see
+    /// [`Session::can_copy`]). Errors are recorded like a statement's.
+    #[cfg(feature = "postgres")]
+    pub(crate) async fn copy_in(
+        &self,
+        sql: &str,
+        chunks: crate::pool::copy::CopyChunks<'_>,
+    ) -> Result<u64, DbErr> {
+        let Some(SessionTxn::Bouncer(txn)) = self.inner.txn.as_ref() else {
+            return Err(self.observe(DbErr::Custom(format!(
+                "session '{}' cannot run COPY: it is finished or runs on SeaORM's transaction",
+                self.name()
+            ))));
+        };
+        crate::pool::release::watched(txn.copy_in(sql, chunks))
+            .await
+            .map_err(|e| self.observe(e))
+    }
+
     /// Records an error in the stats of the session's `Db`, if it has one.
     pub(crate) fn record(&self, err: OpsError) -> OpsError {
         Db::record_in(self.inner.db.as_ref(), err)
@@ -782,5 +808,9 @@ impl crate::Executor for Session {
 
     fn __telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
         self.inner.db.as_ref().map(|db| &db.inner.telemetry)
+    }
+
+    fn __bulk_route(&self) -> crate::executor::BulkRoute<'_> {
+        crate::executor::BulkRoute::Session(self)
     }
 }

@@ -14,18 +14,17 @@
 //! Without the feature, `acquiring` is the call itself and `handed_over` does nothing.
 
 use std::future::Future;
-use std::time::Duration;
-
-use ops_core::metrics::PoolMetrics;
-
 #[cfg(feature = "metrics")]
 use std::sync::Arc;
 #[cfg(feature = "metrics")]
 use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(feature = "metrics")]
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use ops_core::metrics::PoolMetrics;
 
 /// How often the gauges are sampled (`Db::connect` starts the sampler).
+#[cfg(feature = "metrics")]
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 #[cfg(feature = "metrics")]
@@ -101,6 +100,7 @@ pub(crate) fn handed_over() {
 }
 
 /// Sets a pool's gauges from a reading of it.
+#[cfg(feature = "metrics")]
 pub(crate) fn sample(metrics: &PoolMetrics, state: super::PoolState) {
     metrics.sample(state.size, state.idle, state.max);
 }

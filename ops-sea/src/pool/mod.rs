@@ -5,6 +5,7 @@
 //! - `raw.rs`: raw SQL on a connection that is reset before the pool takes it back.
 //! - `release.rs`: the bounded check of releases that follow an abandoned call.
 //! - `sqlite.rs`: SQLite's one writer and its readers.
+//! - `copy.rs`: PostgreSQL's `COPY ... FROM STDIN` on a connection ops holds itself.
 //! - `pgbouncer.rs`: statements and transactions behind PgBouncer in transaction pooling mode.
 //! - `routing.rs`: the primary and the read replicas, with their lag monitor.
 //! - `breaker.rs`: the circuit breaker of each pool.
@@ -26,6 +27,8 @@ pub(crate) mod sqlite;
 
 mod breaker;
 mod build;
+#[cfg(feature = "postgres")]
+pub(crate) mod copy;
 mod invalidation;
 pub(crate) mod metrics;
 #[cfg(feature = "postgres")]

@@ -189,6 +189,17 @@ impl Txn {
             .map_err(query_err)
     }
 
+    /// Streams a `COPY ... FROM STDIN` inside this transaction (see `pool::copy`). One statement,
+    /// atomic on its own: a failure aborts the transaction, as a failed `INSERT` would.
+    pub(crate) async fn copy_in(
+        &self,
+        sql: &str,
+        chunks: super::copy::CopyChunks<'_>,
+    ) -> Result<u64, DbErr> {
+        let mut conn = self.conn.lock().await;
+        super::copy::copy_in(&mut conn, sql, chunks).await
+    }
+
     /// Runs a query and returns all its rows.
     pub(crate) async fn query_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         refuse(&stmt.sql)?;

@@ -42,6 +42,10 @@ use sea_orm::{
 
 use crate::{Executor, OpsError};
 
+#[cfg(feature = "postgres")]
+mod copy;
+#[cfg(feature = "postgres")]
+pub(crate) mod copy_text;
 mod select;
 mod stream;
 #[cfg(test)]
@@ -56,6 +60,8 @@ use select::{
 };
 use traced::{programming, traced, traced_shown};
 
+#[cfg(feature = "postgres")]
+pub use copy::COPY_THRESHOLD;
 pub use futures_util::stream::{StreamExt, TryStreamExt};
 
 /// The column enum of a repository's entity.
@@ -144,6 +150,12 @@ pub trait Repository: Sized + Send + Sync + 'static {
     /// Inserts many rows in multi-row `INSERT` statements, each under the backend's bind-parameter
     /// limit, inside one transaction (a savepoint when `db` is already a transaction). Returns the
     /// number of rows inserted; [`Repository::create_many_returning`] returns the rows.
+    ///
+    /// On PostgreSQL, from [`COPY_THRESHOLD`](crate::repo::COPY_THRESHOLD) rows on, the rows are
+    /// streamed with `COPY ... FROM STDIN` instead, where ops holds the connection: on a `Db` (in
+    /// a transaction of the load's own: all rows or none) and on a session whose transaction ops
+    /// runs (behind PgBouncer). Errors keep their categories: a duplicate key is
+    /// `Integrity(Unique)` with the constraint's name either way.
     fn create_many<C: Executor + TransactionTrait>(
         db: &C,
         new: impl IntoIterator<Item = Self::New>,

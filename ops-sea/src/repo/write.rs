@@ -44,7 +44,8 @@ fn on_txn<C: Executor>(db: &C) -> impl Fn(DbErr) -> OpsError + '_ {
     }
 }
 
-/// `create_many`: multi-row inserts, one statement on `db` as it is (a statement is atomic on its
+/// `create_many`: on PostgreSQL from `COPY_THRESHOLD` rows on, `COPY` where ops holds the
+/// connection (`repo/copy.rs`); otherwise multi-row inserts, one statement on `db` as it is (a statement is atomic on its
 /// own: no BEGIN and COMMIT round trips), several in one transaction begun on `db` (a savepoint
 /// when `db` is a transaction). Returns the number of rows inserted.
 pub(super) async fn insert_counted<R: Repository, C: Executor + TransactionTrait>(
@@ -54,6 +55,14 @@ pub(super) async fn insert_counted<R: Repository, C: Executor + TransactionTrait
     let Some(first) = rows.first() else {
         return Ok(0);
     };
+    #[cfg(feature = "postgres")]
+    if rows.len() >= super::copy::COPY_THRESHOLD
+        && db.get_database_backend() == DbBackend::Postgres
+        && let Some(target) = super::copy::target(db)
+        && let Some(columns) = super::copy::columns::<R>(&rows)
+    {
+        return super::copy::load::<R>(target, rows, columns).await;
+    }
     let per_statement = rows_per_statement::<R>(db.get_database_backend(), first);
     if rows.len() <= per_statement {
         // The executor records this statement's errors.
