@@ -315,6 +315,9 @@ fn sum(samples: &[Sample<'_>], name: &str, labels: &[&str]) -> Option<f64> {
     (!matching.is_empty()).then(|| matching.iter().sum())
 }
 
+/// A series to check: its name, labels it must carry, and what a sane value is.
+type Check = (&'static str, &'static [&'static str], fn(f64) -> bool);
+
 /// Scrapes `/metrics` over HTTP and checks the series a dashboard is built on; returns how many
 /// checks failed. The pool gauges are sampled once a second, so it scrapes until they show.
 async fn check_metrics(addr: SocketAddr) -> std::io::Result<usize> {
@@ -338,7 +341,7 @@ async fn check_metrics(addr: SocketAddr) -> std::io::Result<usize> {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let samples = samples(&body);
-    let checks: [(&str, &[&str], fn(f64) -> bool); 12] = [
+    let checks: [Check; 12] = [
         ("ops_sessions_opened_total", &[], |v| v >= 10.0),
         ("ops_sessions_committed_total", &[], |v| v >= 8.0),
         ("ops_sessions_rolled_back_total", &[], |v| v >= 1.0),

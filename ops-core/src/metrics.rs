@@ -89,6 +89,10 @@ pub enum RetryOutcome {
     Exhausted,
 }
 
+#[allow(
+    clippy::ptr_arg,
+    reason = "a borrowed name becomes a label without allocating; only a `Cow` can tell"
+)]
 #[cfg(feature = "metrics")]
 fn label(value: &Cow<'static, str>) -> metrics::SharedString {
     match value {
@@ -151,6 +155,10 @@ pub fn describe() {
 }
 
 /// A session was opened.
+#[allow(
+    clippy::ptr_arg,
+    reason = "a borrowed name becomes a label without allocating; only a `Cow` can tell"
+)]
 #[doc(hidden)]
 #[inline]
 pub fn session_opened(name: &std::borrow::Cow<'static, str>) {
@@ -173,6 +181,10 @@ pub enum SessionEnd {
 }
 
 /// A session ended.
+#[allow(
+    clippy::ptr_arg,
+    reason = "a borrowed name becomes a label without allocating; only a `Cow` can tell"
+)]
 #[doc(hidden)]
 #[inline]
 pub fn session_ended(name: &std::borrow::Cow<'static, str>, end: SessionEnd, open_for: Duration) {

@@ -142,7 +142,7 @@ impl Session {
         options: &SessionOptions,
         origin: &'static Location<'static>,
     ) -> Result<Session, OpsError> {
-        let txn = begin_txn(conn, options, SqliteMode::Plain)
+        let txn = begin_txn(conn, options, SqliteMode::Plain, None)
             .await
             .map_err(OpsError::from)?;
         Session::finish_open(
@@ -555,17 +555,7 @@ pub(crate) async fn begin_on_primary(
     db: &Db,
     options: &SessionOptions,
 ) -> Result<(SessionTxn, bool), DbErr> {
-    crate::pool::metrics::acquiring(
-        db.inner.disconnects.metrics(),
-        begin_on_primary_pool(db, options),
-    )
-    .await
-}
-
-async fn begin_on_primary_pool(
-    db: &Db,
-    options: &SessionOptions,
-) -> Result<(SessionTxn, bool), DbErr> {
+    let metrics = db.inner.disconnects.metrics();
     #[cfg(feature = "sqlite")]
     if let Some(mode) = db.inner.pool.sqlite_begin(options.read_only) {
         let conn = match (&mode, &db.inner.readers) {
@@ -574,7 +564,7 @@ async fn begin_on_primary_pool(
         };
         let sqlite = SqliteMode::Pool(mode);
         let writer = sqlite.is_writer();
-        let txn = begin_txn(conn, options, sqlite).await?;
+        let txn = begin_txn(conn, options, sqlite, Some(metrics)).await?;
         return Ok((SessionTxn::Sea(txn), writer));
     }
     #[cfg(feature = "postgres")]
@@ -584,20 +574,36 @@ async fn begin_on_primary_pool(
             options.read_only,
             db.config().statement_timeout,
         );
-        let txn = crate::pool::pgbouncer::Txn::begin(pool, begin).await?;
+        let begin = crate::pool::pgbouncer::Txn::begin(pool, begin);
+        let txn = crate::pool::metrics::acquiring(metrics, begin).await?;
         return Ok((SessionTxn::Bouncer(txn), false));
     }
-    let txn = begin_txn(&db.inner.conn, options, SqliteMode::Plain).await?;
+    let txn = begin_txn(&db.inner.conn, options, SqliteMode::Plain, Some(metrics)).await?;
     Ok((SessionTxn::Sea(txn), false))
 }
 
+/// Awaits one of SeaORM's `begin` calls, counted as a wait for a connection of the pool
+/// `metrics` describes (`pool/metrics.rs`). SeaORM's futures are boxed, so wrapping them moves a
+/// pointer, not a session's worth of state.
+async fn waited<T>(
+    metrics: Option<&ops_core::metrics::PoolMetrics>,
+    begin: impl Future<Output = Result<T, DbErr>>,
+) -> Result<T, DbErr> {
+    match metrics {
+        Some(metrics) => crate::pool::metrics::acquiring(metrics, begin).await,
+        None => begin.await,
+    }
+}
+
+/// Begins SeaORM's transaction on `conn`; `metrics` are its pool's, when the `Db` has them.
 pub(crate) async fn begin_txn(
     conn: &DatabaseConnection,
     options: &SessionOptions,
     sqlite: SqliteMode,
+    metrics: Option<&ops_core::metrics::PoolMetrics>,
 ) -> Result<DatabaseTransaction, DbErr> {
     if conn.get_database_backend() == DbBackend::Sqlite {
-        return begin_sqlite(conn, options, sqlite).await;
+        return begin_sqlite(conn, options, sqlite, metrics).await;
     }
     let _ = sqlite;
     let isolation = options.isolation.map(|i| match i {
@@ -608,9 +614,9 @@ pub(crate) async fn begin_txn(
     });
     let access = options.read_only.then_some(AccessMode::ReadOnly);
     if isolation.is_none() && access.is_none() {
-        conn.begin().await
+        waited(metrics, conn.begin()).await
     } else {
-        conn.begin_with_config(isolation, access).await
+        waited(metrics, conn.begin_with_config(isolation, access)).await
     }
 }
 
@@ -623,22 +629,23 @@ async fn begin_sqlite(
     conn: &DatabaseConnection,
     options: &SessionOptions,
     sqlite: SqliteMode,
+    metrics: Option<&ops_core::metrics::PoolMetrics>,
 ) -> Result<DatabaseTransaction, DbErr> {
     let immediate = sea_orm::TransactionOptions {
         sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
         ..Default::default()
     };
     match sqlite {
-        SqliteMode::Plain if options.read_only => conn.begin().await,
-        SqliteMode::Plain => conn.begin_with_options(immediate).await,
+        SqliteMode::Plain if options.read_only => waited(metrics, conn.begin()).await,
+        SqliteMode::Plain => waited(metrics, conn.begin_with_options(immediate)).await,
         #[cfg(feature = "sqlite")]
         SqliteMode::Pool(mode) => {
             use crate::pool::sqlite::SqliteBegin;
             match mode {
-                SqliteBegin::Write => conn.begin_with_options(immediate).await,
-                SqliteBegin::Reader => conn.begin().await,
+                SqliteBegin::Write => waited(metrics, conn.begin_with_options(immediate)).await,
+                SqliteBegin::Reader => waited(metrics, conn.begin()).await,
                 SqliteBegin::SharedReadOnly(flag) => {
-                    let txn = conn.begin().await?;
+                    let txn = waited(metrics, conn.begin()).await?;
                     crate::pool::sqlite::enter_read_only(&txn, &flag).await?;
                     Ok(txn)
                 }

@@ -23,6 +23,20 @@ pub mod item {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    /// Connects `builder` and creates the table from the entity.
+    ///
+    /// # Panics
+    ///
+    /// When the database cannot be reached or the table cannot be created.
+    pub async fn connect_with_table(builder: ops_sea::DbBuilder) -> ops_sea::Db {
+        let db = builder.connect().await.expect("connect");
+        let schema = sea_orm::Schema::new(db.backend());
+        db.execute(&schema.create_table_from_entity(Entity))
+            .await
+            .expect("create table");
+        db
+    }
 }
 
 /// Creates `items (id, name)`, a table every backend spells the same way.

@@ -13,7 +13,6 @@ use ops_sea::{
 };
 use ops_tests::fixtures::item;
 use ops_tests::{STEP_TIMEOUT, TestDb, bounded};
-use sea_orm::{ConnectionTrait, Schema};
 
 fn named(name: &'static str) -> SessionOptions {
     SessionOptions::new().name(name)
@@ -39,17 +38,13 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 async fn a_scripted_workload_gives_exact_counts() {
     let recorded = ops_tests::metrics::install();
     let test = TestDb::new("metrics").await;
-    let db = Db::builder(&test.url)
-        .pool_size(2)
-        .max_overflow(0)
-        .pool_timeout(Duration::from_millis(400))
-        .connect()
-        .await
-        .expect("connect");
-    let schema = Schema::new(db.backend());
-    db.execute(&schema.create_table_from_entity(item::Entity))
-        .await
-        .expect("create table");
+    let db = item::connect_with_table(
+        Db::builder(&test.url)
+            .pool_size(2)
+            .max_overflow(0)
+            .pool_timeout(Duration::from_millis(400)),
+    )
+    .await;
 
     // Every connection a write session can take: SQLite's one writer, or the pool of two.
     let holders: u64 = if db.backend() == sea_orm::DbBackend::Sqlite {

@@ -58,9 +58,11 @@ impl<S: Subscriber> Layer<S> for CountStatements {
             .unwrap_or_default()
             .trim_end_matches(';')
             .to_ascii_uppercase();
+        // `PRAGMA` is SQLite's connection setup: a request that happens to open a connection
+        // (the pool grows under a loaded machine) runs it once, and it is not the request's.
         let control = matches!(
             first.as_str(),
-            "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "SET"
+            "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "SET" | "PRAGMA"
         );
         // ops checks on PostgreSQL whether a returned connection is still in a transaction; that
         // is the pool's housekeeping after the request, not one of its statements.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use ops_sea::{Db, OpsError, SessionOptions};
 use ops_tests::fixtures::item;
 use ops_tests::{STEP_TIMEOUT, TestDb, bounded};
-use sea_orm::{ConnectionTrait, Schema};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -105,15 +104,7 @@ async fn setup(
     test: &TestDb,
     builder: impl FnOnce(ops_sea::DbBuilder) -> ops_sea::DbBuilder,
 ) -> Db {
-    let db = builder(Db::builder(&test.url))
-        .connect()
-        .await
-        .expect("connect");
-    let schema = Schema::new(db.backend());
-    db.execute(&schema.create_table_from_entity(item::Entity))
-        .await
-        .expect("create table");
-    db
+    item::connect_with_table(builder(Db::builder(&test.url))).await
 }
 
 fn system_name(backend: sea_orm::DbBackend) -> &'static str {

@@ -359,11 +359,13 @@ impl Routing {
     ) -> Result<(SessionTxn, Target), DbErr> {
         for i in self.candidates() {
             let replica = &self.replicas[i];
-            let begin = super::metrics::acquiring(
-                replica.disconnects.metrics(),
-                guarded(
-                    replica.breaker.as_ref(),
-                    crate::session::begin_txn(&replica.conn, options, SqliteMode::Plain),
+            let begin = guarded(
+                replica.breaker.as_ref(),
+                crate::session::begin_txn(
+                    &replica.conn,
+                    options,
+                    SqliteMode::Plain,
+                    Some(replica.disconnects.metrics()),
                 ),
             );
             let Some(result) = replica.unless_down(begin).await else {

@@ -151,7 +151,7 @@ pub trait Repository: Sized + Send + Sync + 'static {
     /// limit, inside one transaction (a savepoint when `db` is already a transaction). Returns the
     /// number of rows inserted; [`Repository::create_many_returning`] returns the rows.
     ///
-    /// On PostgreSQL, from [`COPY_THRESHOLD`](crate::repo::COPY_THRESHOLD) rows on, the rows are
+    /// On PostgreSQL, from [`COPY_THRESHOLD`] rows on, the rows are
     /// streamed with `COPY ... FROM STDIN` instead, where ops holds the connection: on a `Db` (in
     /// a transaction of the load's own: all rows or none) and on a session whose transaction ops
     /// runs (behind PgBouncer). Errors keep their categories: a duplicate key is
