@@ -123,7 +123,7 @@ impl Db {
             returned: returned_in_transaction.clone(),
             limit: crate::pool::hook_limit(&config),
         };
-        let telemetry = crate::telemetry::Telemetry::new(&config, &errors);
+        let telemetry = crate::telemetry::Telemetry::new(&config, backend, &errors);
         let inner = Arc::new(DbInner {
             telemetry,
             conn,

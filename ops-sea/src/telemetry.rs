@@ -53,7 +53,7 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub(crate) fn new(config: &DbConfig, errors: &ErrorStatsRecorder) -> Self {
+    pub(crate) fn new(config: &DbConfig, backend: DbBackend, errors: &ErrorStatsRecorder) -> Self {
         let url = url::Url::parse(config.url.expose()).ok();
         let (namespace, server, port) = match (&url, config.backend) {
             // A SQLite database is a file: its name is the namespace, there is no server.
@@ -80,7 +80,7 @@ impl Telemetry {
             (None, _) => (None, None, None),
         };
         Telemetry {
-            system: system_name(config.backend),
+            system: sea_system_name(backend),
             namespace,
             server,
             port,
@@ -94,15 +94,6 @@ impl Telemetry {
     /// quote it.
     pub(crate) fn sql_of(&self, sql: &str) -> Option<String> {
         (self.slow.is_some() || self.trace_sql).then(|| sql.to_owned())
-    }
-}
-
-/// The `db.system.name` of a backend (OpenTelemetry's well-known values).
-pub(crate) fn system_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgresql",
-        Backend::MySql => "mysql",
     }
 }
 
@@ -120,7 +111,7 @@ impl Telemetry {
     }
 }
 
-/// The `db.system.name` of a SeaORM backend.
+/// The `db.system.name` of a backend (OpenTelemetry's well-known values).
 pub(crate) fn sea_system_name(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => "postgresql",
@@ -240,8 +231,11 @@ pub(crate) fn repository_call_scope<T, E>(
     body: impl Future<Output = Result<T, E>>,
 ) -> impl Future<Output = Result<T, E>> {
     use futures_util::FutureExt;
+    // The clock is read only for the histogram: without the feature there is none.
+    #[cfg(feature = "metrics")]
     let started = Instant::now();
     REPOSITORY_CALL.scope(call, body).map(move |result| {
+        #[cfg(feature = "metrics")]
         ops_core::metrics::statement(
             call.entity,
             call.operation,
