@@ -42,6 +42,13 @@ pub fn copy_text_row(values: &[Value]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// For ops' own integration tests: whether this process's TCP socket from local port `local` to
+/// server port `peer` has `TCP_NODELAY` set (`None`: no such socket, or not Linux).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub fn tcp_nodelay_is_set(local: u16, peer: u16) -> Option<bool> {
+    crate::pool::nodelay::is_set(local, peer)
+}
+
 /// Converts a column value for a `find_by_*` or `list_by_*` condition.
 pub fn value<T: Into<Value>>(value: T) -> Value {
     value.into()

@@ -326,7 +326,23 @@ mod postgres {
         disconnects: &Disconnects,
     ) -> Result<sqlx::PgPool, OpsError> {
         let connect = options(config, url)?;
-        let pool: PgPoolOptions = pool_options(config, disconnects);
+        let mut pool: PgPoolOptions = pool_options(config, disconnects);
+        if config.pgbouncer.is_none()
+            && connect.get_socket().is_none()
+            && !connect.get_host().starts_with('/')
+        {
+            let port = connect.get_port();
+            let disconnects = disconnects.clone();
+            // Replaces the shared `after_connect`, so it ends the same way.
+            pool = pool.after_connect(move |conn, _meta| {
+                let disconnects = disconnects.clone();
+                Box::pin(async move {
+                    crate::pool::nodelay::apply(conn, port).await;
+                    opened(&disconnects);
+                    Ok(())
+                })
+            });
+        }
         Ok(release_hook(config, pool, returned, disconnects).connect_lazy_with(connect))
     }
 }
@@ -367,21 +383,29 @@ mod mysql {
     ) -> Result<sqlx::MySqlPool, OpsError> {
         let connect = options(config, url)?;
         let mut pool: MySqlPoolOptions = pool_options(config, disconnects);
-        if let Some(timeout) = config.statement_timeout {
-            // MariaDB's max_statement_time is in seconds (fractions allowed) and covers every
-            // statement; MySQL's max_execution_time is in milliseconds and covers SELECT only.
-            // Setting the one the server lacks is an error, so try MariaDB's first.
-            let seconds = timeout.as_secs_f64();
-            let millis = timeout.as_millis();
+        // MariaDB's max_statement_time is in seconds (fractions allowed) and covers every
+        // statement; MySQL's max_execution_time is in milliseconds and covers SELECT only.
+        // Setting the one the server lacks is an error, so MariaDB's is tried first.
+        let timeout = config
+            .statement_timeout
+            .map(|timeout| (timeout.as_secs_f64(), timeout.as_millis()));
+        let tcp = connect.get_socket().is_none();
+        let port = connect.get_port();
+        if timeout.is_some() || tcp {
             let disconnects = disconnects.clone();
             // Replaces the shared `after_connect`, so it ends the same way.
             pool = pool.after_connect(move |conn, _meta| {
                 let disconnects = disconnects.clone();
                 Box::pin(async move {
-                    let mariadb = format!("SET SESSION max_statement_time = {seconds}");
-                    if conn.execute(sqlx::AssertSqlSafe(mariadb)).await.is_err() {
-                        let mysql = format!("SET SESSION max_execution_time = {millis}");
-                        conn.execute(sqlx::AssertSqlSafe(mysql)).await?;
+                    if tcp {
+                        crate::pool::nodelay::apply(conn, port).await;
+                    }
+                    if let Some((seconds, millis)) = timeout {
+                        let mariadb = format!("SET SESSION max_statement_time = {seconds}");
+                        if conn.execute(sqlx::AssertSqlSafe(mariadb)).await.is_err() {
+                            let mysql = format!("SET SESSION max_execution_time = {millis}");
+                            conn.execute(sqlx::AssertSqlSafe(mysql)).await?;
+                        }
                     }
                     opened(&disconnects);
                     Ok(())

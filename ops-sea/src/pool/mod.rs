@@ -11,6 +11,7 @@
 //! - `breaker.rs`: the circuit breaker of each pool.
 //! - `invalidation.rs`: each pool's last disconnect, and the check at checkout it triggers.
 //! - `metrics.rs`: the pools' gauges and acquire times (feature `metrics`).
+//! - `nodelay.rs`: `TCP_NODELAY` on the server connections, which sqlx 0.9.0 stopped setting.
 
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ mod build;
 pub(crate) mod copy;
 mod invalidation;
 pub(crate) mod metrics;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) mod nodelay;
 #[cfg(feature = "postgres")]
 pub(crate) mod pgbouncer;
 mod raw;
