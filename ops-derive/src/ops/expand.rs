@@ -136,7 +136,10 @@ pub(crate) fn expand(model: &Model<'_>, plan: &Plan) -> TokenStream {
 /// the trait, keys convert with `Into` (`tag::Ops::get(&db, "rust")` for a `String` key), and the
 /// entity's page in rustdoc lists its operations. Each is a plain `fn` returning the trait's
 /// future, not an `async fn`: no second state machine per call, and less for the compiler to
-/// build per entity (measured in the notes of issue 11).
+/// build per entity. What they cost (issue 11, a crate of 40 five-column entities, debug build,
+/// median user CPU of five rebuilds): 0.84-0.96 s with them, 0.77 s without, 0.10 s with no
+/// entity; about 19-22 ms per entity with them and 17 ms without, so 2-5 ms per entity for the
+/// three things above. They stay.
 fn forwards(
     model: &Model<'_>,
     p: &TokenStream,
