@@ -197,11 +197,25 @@ mod tests {
     #[test]
     fn errors_quote_the_input_and_name_the_form() {
         let err = parse_duration("abc").unwrap_err();
-        assert_eq!(err, DurationError::Malformed { input: "abc".into() });
-        assert_eq!(err.to_string(), concat!("`abc` is not a duration: ", duration_form!()));
+        assert_eq!(
+            err,
+            DurationError::Malformed {
+                input: "abc".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            concat!("`abc` is not a duration: ", duration_form!())
+        );
         assert_eq!(err.input(), "abc");
-        assert!(matches!(parse_duration("-5s"), Err(DurationError::Negative { .. })));
-        assert!(matches!(parse_duration(&"9".repeat(60)), Err(DurationError::TooLong { .. })));
+        assert!(matches!(
+            parse_duration("-5s"),
+            Err(DurationError::Negative { .. })
+        ));
+        assert!(matches!(
+            parse_duration(&"9".repeat(60)),
+            Err(DurationError::TooLong { .. })
+        ));
         fn assert_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
         assert_error(&err);
     }

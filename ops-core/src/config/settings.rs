@@ -3,8 +3,11 @@
 
 use std::fmt;
 
+use super::backend::{Backend, SslMode};
+use super::error::ConfigError;
+use super::normalization::Normalization;
+use super::url::DatabaseUrl;
 use super::value::SettingValue;
-use super::{Backend, ConfigError, DatabaseUrl, Normalization, SslMode};
 
 /// Writes [`DbConfig`] and the code derived from each setting of the table.
 macro_rules! db_config {

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use ops_duration::format_duration;
 
-use super::{DatabaseUrl, PgBouncerMode, ResetCheck, SslMode};
+use super::backend::SslMode;
+use super::pgbouncer::PgBouncerMode;
+use super::reset_check::ResetCheck;
+use super::url::DatabaseUrl;
 
 /// A setting's type, as `Display` and the errors of `validate` show it.
 pub(super) trait SettingValue {
