@@ -12,6 +12,7 @@ use std::fmt;
 pub struct ConfigError {
     variable: Option<&'static str>,
     message: String,
+    range: Option<RangeError>,
 }
 
 impl ConfigError {
@@ -21,6 +22,7 @@ impl ConfigError {
         Self {
             variable: None,
             message: message.into(),
+            range: None,
         }
     }
 
@@ -29,6 +31,7 @@ impl ConfigError {
         Self {
             variable: Some(variable),
             message: message.into(),
+            range: None,
         }
     }
 
@@ -37,16 +40,27 @@ impl ConfigError {
         Self::from_variable(variable, format!("{variable}={value} {reason}"))
     }
 
-    /// An error about one field's value: `name = value reason (NAME in the environment)`.
-    pub(super) fn field(
+    /// A variable's value out of its setting's range: `NAME=value reason`.
+    pub(super) fn env_range(variable: &'static str, value: &str, range: RangeError) -> Self {
+        Self {
+            range: Some(range),
+            ..Self::env(variable, value, range)
+        }
+    }
+
+    /// A field's value out of its range: `name = value reason (NAME in the environment)`.
+    pub(super) fn field_range(
         name: &str,
         variable: &str,
         value: impl fmt::Display,
-        reason: impl fmt::Display,
+        range: RangeError,
     ) -> Self {
-        Self::new(format!(
-            "{name} = {value} {reason} ({variable} in the environment)"
-        ))
+        Self {
+            range: Some(range),
+            ..Self::new(format!(
+                "{name} = {value} {range} ({variable} in the environment)"
+            ))
+        }
     }
 
     /// The environment variable whose value caused this error, when one did.
@@ -57,6 +71,12 @@ impl ConfigError {
     /// The message, identical to the `Display` output.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Why the value is out of its setting's range, when that is the error (the message says it
+    /// too, with the setting and the value).
+    pub fn range(&self) -> Option<RangeError> {
+        self.range
     }
 }
 

@@ -110,7 +110,7 @@ macro_rules! db_config {
                 $(
                     $check(&self.$field).map_err(|reason| {
                         let name = stringify!($field);
-                        ConfigError::field(name, var::$field, self.$field.show(), reason)
+                        ConfigError::field_range(name, var::$field, self.$field.show(), reason)
                     })?;
                 )*
                 Ok(())
@@ -125,7 +125,7 @@ macro_rules! db_config {
                     if let Some(value) = get(var::$field)? {
                         let parsed: $ty = $parse(var::$field, &value)?;
                         $check(&parsed)
-                            .map_err(|reason| ConfigError::env(var::$field, &value, reason))?;
+                            .map_err(|reason| ConfigError::env_range(var::$field, &value, reason))?;
                         $(let parsed: $ty = $then(self, var::$field, &value, parsed)?;)?
                         self.$field = parsed;
                     }
@@ -375,6 +375,39 @@ mod tests {
         assert!(
             readme.contains(&rows),
             "README.md's configuration table should list these rows, in this order:\n{rows}"
+        );
+    }
+
+    #[test]
+    fn range_errors_are_typed_and_name_the_setting() {
+        let err = DbConfig::from_lookup(|name| (name == "DB_POOL_TIMEOUT").then(|| "0".into()))
+            .expect_err("zero timeout");
+        assert_eq!(err.range(), Some(crate::config::RangeError::Zero));
+        assert_eq!(err.variable(), Some("DB_POOL_TIMEOUT"));
+        assert!(
+            err.to_string().starts_with("DB_POOL_TIMEOUT=0 is zero"),
+            "{err}"
+        );
+
+        let mut config = DbConfig::new("postgres://h/db").expect("valid");
+        config.breaker_failures = Some(0);
+        let err = config.validate().expect_err("zero failures");
+        assert_eq!(
+            err.range(),
+            Some(crate::config::RangeError::BreakerFailuresBelowOne)
+        );
+        assert!(
+            err.to_string()
+                .starts_with("breaker_failures = 0 is below 1"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("(DB_BREAKER_FAILURES in the environment)")
+        );
+        assert_eq!(
+            DbConfig::new("nope://h").expect_err("bad url").range(),
+            None
         );
     }
 
