@@ -86,7 +86,7 @@ fn postgres_spellings_become_postgres() {
             "{scheme}"
         );
         assert_eq!(parsed.normalizations().len(), 1, "{scheme}");
-        let note = &parsed.normalizations()[0];
+        let note = &parsed.normalizations()[0].to_string();
         assert!(
             note.contains(&format!("`{scheme}://`")) && note.contains("`postgres://`"),
             "{note}"
@@ -117,9 +117,17 @@ fn mysql_spellings_become_mysql() {
             "mysql://root:pw@127.0.0.1:3306/test?charset=utf8mb4"
         );
         assert_eq!(parsed.normalizations().len(), 1, "{scheme}");
-        assert!(parsed.normalizations()[0].contains("`mysql://`"));
+        assert!(
+            parsed.normalizations()[0]
+                .to_string()
+                .contains("`mysql://`")
+        );
     }
-    assert!(url("mariadb://h/db").normalizations()[0].contains("MySQL protocol"));
+    assert!(
+        url("mariadb://h/db").normalizations()[0]
+            .to_string()
+            .contains("MySQL protocol")
+    );
 }
 
 #[test]
@@ -273,6 +281,9 @@ fn sqlalchemy_sqlite_urls_read_the_sqlalchemy_way_and_print_back_the_same_file()
     }
     let notes = url("sqlite+pysqlite:///relative/path.db")
         .normalizations()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
         .join("\n");
     assert!(
         notes.contains("relative to the working directory"),
@@ -282,6 +293,9 @@ fn sqlalchemy_sqlite_urls_read_the_sqlalchemy_way_and_print_back_the_same_file()
     assert!(
         url("sqlite+aiosqlite:////abs/path.db")
             .normalizations()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
             .join("\n")
             .contains("absolute path /abs/path.db")
     );
@@ -365,7 +379,7 @@ fn sqlite_drops_python_only_check_same_thread() {
         parsed
             .normalizations()
             .iter()
-            .any(|n| n.contains("check_same_thread"))
+            .any(|n| n.to_string().contains("check_same_thread"))
     );
 }
 
@@ -374,7 +388,11 @@ fn sqlite_ssl_parameters_are_noted_or_refused() {
     let parsed = url("sqlite://x.db?sslmode=disable");
     assert_eq!(parsed.expose(), "sqlite://x.db");
     assert_eq!(parsed.ssl_mode(), None);
-    assert!(parsed.normalizations()[0].contains("SSL does not apply to SQLite"));
+    assert!(
+        parsed.normalizations()[0]
+            .to_string()
+            .contains("SSL does not apply to SQLite")
+    );
     assert_eq!(url("sqlite://x.db?sslmode=prefer").ssl_mode(), None);
 
     for mode in ["require", "verify-ca", "verify-full", "true"] {
@@ -406,12 +424,10 @@ fn postgres_ssl_parameters_move_into_the_ssl_mode() {
         let parsed = url(&format!("postgresql+asyncpg://app:pw@db/app?{query}"));
         assert_eq!(parsed.ssl_mode(), Some(mode), "{query}");
         assert_eq!(parsed.expose(), "postgres://app:pw@db/app", "{query}");
-        assert!(
-            parsed
-                .normalizations()
-                .iter()
-                .any(|n| n.contains(query.split('=').next().unwrap_or(query)))
-        );
+        assert!(parsed.normalizations().iter().any(|n| {
+            n.to_string()
+                .contains(query.split('=').next().unwrap_or(query))
+        }));
     }
 }
 
@@ -471,7 +487,12 @@ fn pymysql_certificate_names_are_renamed_for_sqlx() {
         parsed.expose(),
         "mysql://root@h/test?ssl-ca=/ca.pem&ssl-cert=/c.pem&ssl-key=/k.pem"
     );
-    let notes = parsed.normalizations().join("\n");
+    let notes = parsed
+        .normalizations()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     for name in ["ssl_ca", "ssl_cert", "ssl_key"] {
         assert!(notes.contains(&format!("`{name}`")), "{notes}");
     }
@@ -581,7 +602,12 @@ fn password_is_redacted_everywhere_but_expose() {
     assert_hidden("DatabaseUrl Debug", &format!("{parsed:?}"), SECRET);
     assert_hidden(
         "DatabaseUrl notes",
-        &parsed.normalizations().join(" "),
+        &parsed
+            .normalizations()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
         SECRET,
     );
 
@@ -686,7 +712,7 @@ fn malformed_url_error_says_what_is_wrong() {
 #[test]
 fn defaults() {
     let config = DbConfig::new("postgres://postgres@127.0.0.1:5432/test").expect("valid");
-    assert_eq!(config.backend, Backend::Postgres);
+    assert_eq!(config.backend(), Backend::Postgres);
     assert_eq!(config.pool_size, 10);
     assert_eq!(config.max_overflow, 10);
     assert_eq!(config.min_connections(), 10);
@@ -725,12 +751,14 @@ fn new_carries_url_normalizations_and_ssl_mode() {
 #[test]
 fn unset_environment_gives_embedded_sqlite_and_defaults() {
     let config = env_ok(&[]);
-    assert_eq!(config.backend, Backend::Sqlite);
+    assert_eq!(config.backend(), Backend::Sqlite);
     assert_eq!(config.url.expose(), DEFAULT_DATABASE_URL);
     assert_eq!(config.url.expose(), "sqlite://ops.db?mode=rwc");
     assert_eq!(config.pool_size, 10);
     assert!(
-        config.normalizations[0].contains("DATABASE_URL is not set"),
+        config.normalizations[0]
+            .to_string()
+            .contains("DATABASE_URL is not set"),
         "{:?}",
         config.normalizations
     );
@@ -742,7 +770,7 @@ fn database_url_from_environment_is_normalized() {
         "DATABASE_URL",
         "mysql+aiomysql://root@127.0.0.1:3306/test?ssl-mode=REQUIRED",
     )]);
-    assert_eq!(config.backend, Backend::MySql);
+    assert_eq!(config.backend(), Backend::MySql);
     assert_eq!(config.url.expose(), "mysql://root@127.0.0.1:3306/test");
     assert_eq!(config.ssl_mode, Some(SslMode::Require));
     assert_eq!(config.normalizations.len(), 2);
@@ -948,7 +976,12 @@ fn env_ssl_mode_overrides_the_url_with_a_note() {
         ("DB_SSL_MODE", "verify-full"),
     ]);
     assert_eq!(config.ssl_mode, Some(SslMode::VerifyFull));
-    let notes = config.normalizations.join("\n");
+    let notes = config
+        .normalizations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         notes.contains("DB_SSL_MODE=verify-full overrides the ssl mode require"),
         "{notes}"
@@ -959,7 +992,15 @@ fn env_ssl_mode_overrides_the_url_with_a_note() {
         ("DATABASE_URL", "postgres://app@db/app?sslmode=require"),
         ("DB_SSL_MODE", "REQUIRED"),
     ]);
-    assert!(!same.normalizations.join("\n").contains("overrides"));
+    assert!(
+        !same
+            .normalizations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .contains("overrides")
+    );
 }
 
 #[test]
@@ -970,7 +1011,7 @@ fn env_ssl_mode_on_sqlite_is_noted_or_refused() {
         config
             .normalizations
             .iter()
-            .any(|n| n.contains("SSL does not apply to SQLite"))
+            .any(|n| n.to_string().contains("SSL does not apply to SQLite"))
     );
 
     let err = env_err(&[
@@ -1046,9 +1087,6 @@ fn validate_refuses_unusable_settings() {
         ("must be shorter than pool_recycle", |c| {
             c.idle_ping = Duration::from_secs(1800)
         }),
-        ("backend is mysql but the url is a postgres url", |c| {
-            c.backend = Backend::MySql
-        }),
     ];
     for &(expected, mutate) in refused {
         let mut config = base.clone();
@@ -1104,7 +1142,7 @@ fn parse_duration_grammar() {
     for bad in [
         "", "abc", "s", "1.", ".5s", "1..5s", "1e3", "+5", "5S", "5 sec", "5d", "1h30m", "--1",
     ] {
-        let err = parse_duration(bad).expect_err(bad);
+        let err = parse_duration(bad).expect_err(bad).to_string();
         assert!(
             err.starts_with(&format!("`{bad}` is not a duration")),
             "{err}"
@@ -1114,16 +1152,19 @@ fn parse_duration_grammar() {
     assert!(
         parse_duration("-5s")
             .expect_err("negative")
+            .to_string()
             .contains("is negative")
     );
     assert!(
         parse_duration("18446744073709551616s")
             .expect_err("huge")
+            .to_string()
             .contains("is too long")
     );
     assert!(
         parse_duration(&"9".repeat(60))
             .expect_err("huge")
+            .to_string()
             .contains("is too long")
     );
 }

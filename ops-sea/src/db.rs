@@ -113,7 +113,7 @@ impl Db {
         let errors = ErrorStatsRecorder::default();
         let routing = Routing::build(&config, &errors)?;
         crate::pool::first_check(&routing, &config).await;
-        let backend = match config.backend {
+        let backend = match config.backend() {
             ops_core::config::Backend::Sqlite => DbBackend::Sqlite,
             ops_core::config::Backend::Postgres => DbBackend::Postgres,
             ops_core::config::Backend::MySql => DbBackend::MySql,
@@ -379,82 +379,50 @@ pub struct DbBuilder {
     config: Result<DbConfig, OpsError>,
 }
 
-macro_rules! setter {
-    ($(#[$doc:meta])* $name:ident: $ty:ty => |$c:ident, $v:ident| $body:expr) => {
-        $(#[$doc])*
-        pub fn $name(mut self, $v: $ty) -> Self {
-            if let Ok($c) = &mut self.config {
-                $body;
+/// Writes one `DbBuilder` method per setting of ops-core's settings table, with the setting's
+/// doc and environment variable: `set` takes the field's type, `some(T)` takes `T` and stores
+/// `Some`, `none` has a hand-written method instead.
+macro_rules! builder_setters {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident : $ty:ty {
+            env: $env:literal,
+            setter: $setter:ident $(($inner:ty))?,
+            $($rest:tt)*
+        }
+    )*) => {
+        impl DbBuilder {
+            $(builder_setters!(@one $setter $(($inner))?, $field, $ty, $env, [$($doc)*]);)*
+        }
+    };
+    (@one set, $field:ident, $ty:ty, $env:literal, [$($doc:literal)*]) => {
+        $(#[doc = $doc])*
+        #[doc = ""]
+        #[doc = concat!("`", $env, "` in the environment.")]
+        pub fn $field(mut self, value: $ty) -> Self {
+            if let Ok(config) = &mut self.config {
+                config.$field = value;
             }
             self
         }
     };
+    (@one some($inner:ty), $field:ident, $ty:ty, $env:literal, [$($doc:literal)*]) => {
+        $(#[doc = $doc])*
+        #[doc = ""]
+        #[doc = concat!("`", $env, "` in the environment.")]
+        pub fn $field(mut self, value: $inner) -> Self {
+            if let Ok(config) = &mut self.config {
+                config.$field = Some(value);
+            }
+            self
+        }
+    };
+    (@one none, $field:ident, $ty:ty, $env:literal, [$($doc:literal)*]) => {};
 }
 
-impl DbBuilder {
-    setter!(
-        /// Connections kept warm (`DB_POOL_SIZE`).
-        pool_size: u32 => |c, v| c.pool_size = v);
-    setter!(
-        /// Extra connections opened under burst and closed when idle (`DB_MAX_OVERFLOW`).
-        max_overflow: u32 => |c, v| c.max_overflow = v);
-    setter!(
-        /// How long to wait for a connection from the pool (`DB_POOL_TIMEOUT`).
-        pool_timeout: Duration => |c, v| c.pool_timeout = v);
-    setter!(
-        /// Maximum connection age; `None` keeps connections forever (`DB_POOL_RECYCLE`).
-        pool_recycle: Option<Duration> => |c, v| c.pool_recycle = v);
-    setter!(
-        /// How long an idle overflow connection stays open (`DB_POOL_IDLE_TIMEOUT`).
-        idle_timeout: Duration => |c, v| c.idle_timeout = v);
-    setter!(
-        /// Bound on establishing a connection at startup and in health checks (`DB_CONNECT_TIMEOUT`).
-        connect_timeout: Duration => |c, v| c.connect_timeout = v);
-    setter!(
-        /// Server-side bound on each statement, where the backend has one (`DB_STATEMENT_TIMEOUT_MS`).
-        statement_timeout: Option<Duration> => |c, v| c.statement_timeout = v);
-    setter!(
-        /// Ping only connections idle at least this long at checkout (`DB_IDLE_PING`).
-        idle_ping: Duration => |c, v| c.idle_ping = v);
-    setter!(
-        /// Sessions open longer than this are reported and warned about once (`DB_LEAK_THRESHOLD`).
-        leak_threshold: Option<Duration> => |c, v| c.leak_threshold = v);
-    setter!(
-        /// Run behind PgBouncer in this pooling mode, PostgreSQL only (`DB_PGBOUNCER`,
-        /// `?pgbouncer=true` in the URL); `None` connects as to PostgreSQL itself.
-        pgbouncer: Option<ops_core::config::PgBouncerMode> => |c, v| c.pgbouncer = v);
-    setter!(
-        /// TLS mode (`DB_SSL_MODE`).
-        ssl_mode: ops_core::config::SslMode => |c, v| c.ssl_mode = Some(v));
-    setter!(
-        /// Which returned connections are checked for an open transaction (`DB_RESET_CHECK`):
-        /// only those that ran raw SQL through the `Db` (the default), or every one.
-        reset_check: ResetCheck => |c, v| c.reset_check = v);
-    setter!(
-        /// Statements slower than this are logged once at `warn` and counted in the error stats
-        /// (`DB_SLOW_STATEMENT`); `None` (the default) turns the check off.
-        slow_statement: Option<Duration> => |c, v| c.slow_statement = v);
-    setter!(
-        /// Whether statement spans carry the SQL text, never its parameter values
-        /// (`DB_TRACE_SQL`). Off by default.
-        trace_sql: bool => |c, v| c.trace_sql = v);
-    setter!(
-        /// A replica whose replay is further behind than this is skipped (`DB_REPLICA_MAX_LAG`).
-        replica_max_lag: Duration => |c, v| c.replica_max_lag = v);
-    setter!(
-        /// Keeps reads on the primary for this long after a write through the `Db` (any
-        /// statement run on the `Db` itself or a committed read-write session counts), so a
-        /// user reads what they just wrote. Off by default: read inside the session instead.
-        read_after_write: Duration => |c, v| c.read_after_write = Some(v));
-    setter!(
-        /// Connection-level failures in a row that open the circuit breaker
-        /// (`DB_BREAKER_FAILURES`); `None` turns the breaker off.
-        breaker_failures: Option<u32> => |c, v| c.breaker_failures = v);
-    setter!(
-        /// How long an open circuit breaker refuses calls before it lets one probe through
-        /// (`DB_BREAKER_COOLDOWN`); `None` turns the breaker off.
-        breaker_cooldown: Option<Duration> => |c, v| c.breaker_cooldown = v);
+ops_core::for_each_setting!(builder_setters);
 
+impl DbBuilder {
     /// Adds a read replica (repeatable; `DB_REPLICA_URLS` in the environment, comma-separated).
     /// Read-only sessions and `db.reader()` reads go to a usable replica; everything else to the
     /// primary.

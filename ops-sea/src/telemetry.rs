@@ -55,7 +55,7 @@ pub struct Telemetry {
 impl Telemetry {
     pub(crate) fn new(config: &DbConfig, backend: DbBackend, errors: &ErrorStatsRecorder) -> Self {
         let url = url::Url::parse(config.url.expose()).ok();
-        let (namespace, server, port) = match (&url, config.backend) {
+        let (namespace, server, port) = match (&url, config.backend()) {
             // A SQLite database is a file: its name is the namespace, there is no server.
             (Some(url), Backend::Sqlite) => (
                 url.path()

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// How PgBouncer pools the connections ops opens through it.
 ///

@@ -138,7 +138,7 @@ pub(crate) fn duration(
         }
         other => string(errors, key, other, "\"5s\"", span)?,
     };
-    match ops_core::config::parse_duration(&lit.value()) {
+    match ops_duration::parse_duration(&lit.value()) {
         Ok(duration) if duration.is_zero() => {
             errors.spanned(
                 &lit,

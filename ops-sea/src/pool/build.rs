@@ -47,7 +47,7 @@ pub(crate) fn build(
     disconnects: &Disconnects,
 ) -> Result<Pool, OpsError> {
     let url = config.url.expose();
-    match config.backend {
+    match config.backend() {
         #[cfg(feature = "sqlite")]
         ops_core::config::Backend::Sqlite => {
             sqlite::build(config, url, returned.clone(), disconnects).map(Pool::Sqlite)
@@ -83,7 +83,7 @@ pub(crate) async fn verify(config: &DbConfig) -> Result<(), OpsError> {
     let timeout = config.connect_timeout;
     let url = config.url.expose();
     let attempt = async {
-        match config.backend {
+        match config.backend() {
             #[cfg(feature = "sqlite")]
             ops_core::config::Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect_with(&sqlite::options(config, url)?)
