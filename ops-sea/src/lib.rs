@@ -23,6 +23,7 @@ pub mod axum;
 pub mod blocking;
 pub mod classify;
 mod db;
+mod delegate;
 mod error;
 mod executor;
 mod health;

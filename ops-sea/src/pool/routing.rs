@@ -22,6 +22,8 @@ use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use ops_core::config::DbConfig;
+
+use crate::delegate::Target as _;
 use ops_core::health::{HealthStatus, ReplicaHealth};
 use ops_core::{ErrorCategory, RetryReason, SessionOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, ExecResult, QueryResult, Statement};
