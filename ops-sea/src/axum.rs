@@ -339,7 +339,10 @@ impl RequestSession {
         if self.inner.closed.load(Ordering::SeqCst) {
             // The response was finished while this handle was beginning: nobody would commit.
             if let Err(err) = session.rollback().await {
-                tracing::debug!(error = %err, "rolling back a session begun too late failed");
+                tracing::debug!(
+                    error = err.as_dyn(),
+                    "rolling back a session begun too late failed"
+                );
             }
             return Err(self.closed_error());
         }
@@ -389,7 +392,7 @@ impl RequestSession {
             if let Err(err) = session.rollback().await {
                 // The response already says the request failed; a failed rollback leaves the
                 // connection to the pool's reset-on-return.
-                tracing::warn!(session = %name, error = %err, "request session rollback failed");
+                tracing::warn!(session = %name, error = err.as_dyn(), "request session rollback failed");
             }
             response
         }
@@ -576,11 +579,20 @@ impl IntoResponse for OpsError {
         let category = self.category();
         let status = status_for(category);
         if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "request failed with a database error");
+            tracing::error!(
+                error = self.as_dyn(),
+                "request failed with a database error"
+            );
         } else if status.is_server_error() {
-            tracing::warn!(error = %self, "request failed with a transient database error");
+            tracing::warn!(
+                error = self.as_dyn(),
+                "request failed with a transient database error"
+            );
         } else {
-            tracing::debug!(error = %self, "request failed with a database error");
+            tracing::debug!(
+                error = self.as_dyn(),
+                "request failed with a database error"
+            );
         }
         let body = ErrorBody {
             kind: category.kind(),

@@ -163,7 +163,7 @@ where
         .unwrap_or_else(|err| panic!("#[ops_sea::test] cannot start a tokio runtime: {err}"));
     let mut database = runtime
         .block_on(TestDatabase::create(args.name))
-        .unwrap_or_else(|err| panic!("#[ops_sea::test] `{test_name}`: {err}"));
+        .unwrap_or_else(|err| panic!("#[ops_sea::test] `{test_name}`: {err:#}"));
     let TestArgs {
         entities,
         setup,
@@ -173,7 +173,7 @@ where
     let outcome = runtime.block_on(async {
         let db = Db::connect(database.url())
             .await
-            .map_err(|err| format!("cannot connect to the test database: {err}"))?;
+            .map_err(|err| format!("cannot connect to the test database: {err:#}"))?;
         let prepared = prepare(&db, entities, setup).await;
         let result = match prepared {
             Ok(()) => Ok(AssertUnwindSafe(test(&db)).catch_unwind().await),
@@ -193,19 +193,19 @@ where
 
     let (result, leaks) = match outcome {
         Ok(outcome) => outcome,
-        Err(err) => panic!("#[ops_sea::test] `{test_name}`: {err}"),
+        Err(err) => panic!("#[ops_sea::test] `{test_name}`: {err:#}"),
     };
     let value = match result {
         Ok(value) => value,
         Err(payload) => {
             if let Err(err) = dropped {
-                eprintln!("#[ops_sea::test] `{test_name}`: {err}");
+                eprintln!("#[ops_sea::test] `{test_name}`: {err:#}");
             }
             std::panic::resume_unwind(payload)
         }
     };
     if let Err(err) = dropped {
-        panic!("#[ops_sea::test] `{test_name}`: {err}");
+        panic!("#[ops_sea::test] `{test_name}`: {err:#}");
     }
     if !leaks.is_empty() {
         let report = leak_report(&test_name, &leaks);
@@ -232,7 +232,7 @@ async fn prepare(
         builder
             .apply(db)
             .await
-            .map_err(|err| format!("cannot create the tables of `entities(..)`: {err}"))?;
+            .map_err(|err| format!("cannot create the tables of `entities(..)`: {err:#}"))?;
     }
     if let Some(setup) = setup
         && let Some(failure) = setup(db).await

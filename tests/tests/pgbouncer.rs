@@ -397,7 +397,7 @@ async fn session_state_is_refused_with_a_configuration_error() {
     for sql in refused {
         let err = OpsError::from(db.execute_unprepared(sql).await.expect_err(sql));
         assert_eq!(err.category(), ErrorCategory::Configuration, "{sql}: {err}");
-        assert!(err.to_string().contains("PgBouncer"), "{sql}: {err}");
+        assert!(format!("{err:#}").contains("PgBouncer"), "{sql}: {err}");
         let session = db.session().await.expect("session");
         let err = OpsError::from(session.execute_unprepared(sql).await.expect_err(sql));
         assert_eq!(err.category(), ErrorCategory::Configuration, "{sql}: {err}");

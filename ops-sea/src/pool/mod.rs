@@ -209,7 +209,7 @@ impl Pool {
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(Ok(())) => PingResult::Ok(started.elapsed()),
-            Ok(Err(err)) => PingResult::Failed(OpsError::from(err).to_string()),
+            Ok(Err(err)) => PingResult::Failed(format!("{:#}", OpsError::from(err))),
             Err(_) => PingResult::TimedOut(timeout),
         }
     }

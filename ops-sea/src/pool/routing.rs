@@ -471,7 +471,7 @@ impl Replica {
                     %err,
                     "replica marked down; its reads go elsewhere until a check succeeds"
                 );
-                self.mark_down(OpsError::from(err).to_string());
+                self.mark_down(format!("{:#}", OpsError::from(err)));
                 Ok(())
             }
         }
@@ -527,7 +527,7 @@ impl Replica {
             }
             Ok(Err(err)) => {
                 self.observed().ping = None;
-                self.mark_down(OpsError::from(err).to_string());
+                self.mark_down(format!("{:#}", OpsError::from(err)));
             }
             Err(_) => {
                 self.observed().ping = None;
