@@ -203,7 +203,10 @@ pub struct HealthReport {
     /// Why the status is not healthy, one sentence per finding; empty when healthy.
     pub reasons: Vec<String>,
     /// How long the ping took; `None` when it failed or timed out.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::option_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::option_duration")
+    )]
     pub ping: Option<Duration>,
     /// The pool's counts.
     pub pool: PoolStatus,
@@ -212,7 +215,10 @@ pub struct HealthReport {
     /// The critical events inside the window, oldest first.
     pub recent_critical: Vec<CriticalEvent>,
     /// When the check ran.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::system_time"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::system_time")
+    )]
     pub checked_at: SystemTime,
     /// The primary's circuit breaker; `None` when it is turned off.
     pub breaker: Option<BreakerStatus>,
@@ -232,10 +238,16 @@ pub struct ReplicaHealth {
     /// Why the replica is skipped; `None` when it serves reads.
     pub reason: Option<String>,
     /// How far replay is behind the primary, as last measured; `None` when unknown.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::option_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::option_duration")
+    )]
     pub lag: Option<Duration>,
     /// How long the check's round trip took; `None` when it failed.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::option_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::option_duration")
+    )]
     pub ping: Option<Duration>,
     /// The replica's own pool.
     pub pool: PoolStatus,
@@ -418,63 +430,6 @@ fn within(at: SystemTime, now: SystemTime, window: Duration) -> bool {
     match now.duration_since(at) {
         Ok(age) => age <= window,
         Err(_) => true,
-    }
-}
-
-/// Serializer helpers for the crate's JSON forms: durations as milliseconds, times as Unix
-/// milliseconds, categories as their display form.
-#[cfg(feature = "serde")]
-pub(crate) mod millis {
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-    use serde::Serializer;
-
-    use crate::ErrorCategory;
-
-    /// Milliseconds as a float, to the microsecond.
-    fn ms(duration: Duration) -> f64 {
-        // Microseconds fit an f64 exactly for any duration shorter than about 285 years.
-        duration.as_micros() as f64 / 1000.0
-    }
-
-    /// A duration as milliseconds.
-    pub(crate) fn duration<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(ms(*value))
-    }
-
-    /// An optional duration as milliseconds, or null.
-    pub(crate) fn option_duration<S: Serializer>(
-        value: &Option<Duration>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(value) => s.serialize_some(&ms(*value)),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// An optional time as Unix milliseconds, or null.
-    pub(crate) fn option_system_time<S: Serializer>(
-        value: &Option<SystemTime>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(value) => system_time(value, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// A time as Unix milliseconds; times before 1970 as 0.
-    pub(crate) fn system_time<S: Serializer>(value: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        let ms = value.duration_since(UNIX_EPOCH).map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        });
-        s.serialize_u64(ms)
-    }
-
-    /// A category as its display form, `retryable(deadlock)`, matching the keys of the stats maps.
-    pub(crate) fn category<S: Serializer>(value: &ErrorCategory, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(value)
     }
 }
 

@@ -16,6 +16,8 @@ pub mod metrics;
 pub mod options;
 pub mod page;
 pub mod retry;
+#[cfg(feature = "serde")]
+mod serialize;
 pub mod stats;
 pub mod tracker;
 

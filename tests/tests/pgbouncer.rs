@@ -526,7 +526,7 @@ async fn a_lost_server_connection_is_retryable() {
         stats
             .by_category
             .keys()
-            .any(|k| k.contains("connection_lost")),
+            .any(|k| *k == ErrorCategory::Retryable(RetryReason::ConnectionLost)),
         "the kill was recorded as a lost connection: {stats:?}"
     );
     db.close().await;
