@@ -10,6 +10,7 @@
 
 pub mod breaker;
 pub mod category;
+pub mod codes;
 pub mod config;
 pub mod health;
 pub mod metrics;
