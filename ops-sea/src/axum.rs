@@ -1,3 +1,5 @@
+// This file is over 700 lines because its unit tests live at its end; the code above them is one
+// concern.
 //! The axum integration: a session per request, `OpsError` as a response, and a health handler.
 //!
 //! [`SessionLayer`] gives every request a lazy [`RequestSession`]. The first statement run through

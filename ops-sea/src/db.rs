@@ -173,9 +173,10 @@ impl Db {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The pool's current size, idle count and limits.
+    /// The pool's current size, idle count and limits, and its disconnect record: the pool part
+    /// of `db.health()`, without a ping.
     pub fn pool_state(&self) -> PoolState {
-        self.inner.pool.state()
+        self.inner.disconnects.pool_status(self.inner.pool.state())
     }
 
     /// Sends the backend's cheapest round trip on a pooled connection, bounded by `timeout`, and

@@ -47,7 +47,7 @@ pub use maintenance::{MaintenanceConfig, MaintenanceHandle, OptimizeReport};
 pub use managed::{SessionSource, run_managed};
 pub use ops_core::breaker::{BreakerState, BreakerStatus};
 pub use ops_core::config::{DbConfig, PgBouncerMode, ResetCheck, SslMode};
-pub use ops_core::health::{HealthReport, HealthStatus, PoolStatus, ReplicaHealth};
+pub use ops_core::health::{HealthReport, HealthStatus, PoolState, ReplicaHealth};
 pub use ops_core::metrics;
 pub use ops_core::page::{Page, PageRequest, Sort, SortDirection};
 pub use ops_core::stats::{CriticalEvent, CriticalKind, ErrorStats};
@@ -59,7 +59,6 @@ pub use ops_core::{
 pub use ops_core::{RetryPolicy, retry};
 pub use ops_derive::Ops;
 pub use ops_derive::{db_retry, managed_session, test};
-pub use pool::PoolState;
 pub use reader::Reader;
 pub use repo::Repository;
 pub use session::Session;
