@@ -236,7 +236,12 @@ async fn stats(State(db): State<Db>) -> Json<serde_json::Value> {
             "rolled_back": sessions.rolled_back,
             "active": sessions.active,
         },
-        "errors": errors.by_category,
+        // Keyed by category; JSON keys are strings, so each is its display form.
+        "errors": errors
+            .by_category
+            .iter()
+            .map(|(category, count)| (category.to_string(), *count))
+            .collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }
 

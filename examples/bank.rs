@@ -175,7 +175,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         failed.len()
     );
     for err in &failed {
-        println!("  failed: {err}");
+        println!("  failed: {err:#}");
     }
     let balances: Vec<i64> = accounts.items.iter().map(|a| a.balance).collect();
     println!("balances: {balances:?}, total {total} (expected {expected_total})");

@@ -90,13 +90,13 @@ pub struct BreakerStatus {
     /// How much longer an open breaker refuses calls (zero when half-open, `None` when closed).
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::health::millis::option_duration")
+        serde(serialize_with = "crate::serialize::option_duration")
     )]
     pub retry_after: Option<Duration>,
     /// When the breaker last opened, if ever.
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::health::millis::option_system_time")
+        serde(serialize_with = "crate::serialize::option_system_time")
     )]
     pub last_opened: Option<SystemTime>,
     /// How many times it opened (reopening after a failed probe counts).

@@ -48,16 +48,16 @@ impl fmt::Display for HealthStatus {
     }
 }
 
-/// The connection pool's counts at the time of the check.
+/// What a connection pool reports about itself: `db.pool_state()`, and the pool part of a
+/// health report.
+///
+/// With the `serde` feature it serializes its fields and `in_use`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct PoolStatus {
+pub struct PoolState {
     /// Connections open now, idle or in use.
     pub size: u32,
     /// Open connections waiting in the pool.
     pub idle: u32,
-    /// Connections handed out to callers.
-    pub in_use: u32,
     /// The most connections the pool may open.
     pub max: u32,
     /// The fewest connections the pool keeps open.
@@ -70,12 +70,33 @@ pub struct PoolStatus {
     pub last_disconnect: Option<SystemTime>,
 }
 
-impl PoolStatus {
+impl PoolState {
+    /// Connections handed out to callers now.
+    pub const fn in_use(&self) -> u32 {
+        self.size.saturating_sub(self.idle)
+    }
+
     /// Whether every connection the pool may open is in use, so the next caller waits.
     ///
     /// A pool that reports a `max` of zero (unknown) is never saturated.
     pub const fn is_saturated(&self) -> bool {
-        self.max > 0 && self.in_use >= self.max && self.idle == 0
+        self.max > 0 && self.in_use() >= self.max && self.idle == 0
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for PoolState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut state = s.serialize_struct("PoolState", 7)?;
+        state.serialize_field("size", &self.size)?;
+        state.serialize_field("idle", &self.idle)?;
+        state.serialize_field("in_use", &self.in_use())?;
+        state.serialize_field("max", &self.max)?;
+        state.serialize_field("min", &self.min)?;
+        state.serialize_field("invalidated", &self.invalidated)?;
+        state.serialize_field("last_disconnect", &self.last_disconnect)?;
+        state.end()
     }
 }
 
@@ -130,7 +151,7 @@ pub struct HealthInputs {
     /// What the ping found.
     pub ping: PingResult,
     /// The pool's counts.
-    pub pool: PoolStatus,
+    pub pool: PoolState,
     /// The session tracker's stats; `long_running` lists sessions past the leak threshold.
     pub sessions: SessionStats,
     /// Recent critical events, in any order; only those inside the window count.
@@ -147,7 +168,7 @@ pub struct HealthInputs {
 
 impl HealthInputs {
     /// Inputs with no critical events, default thresholds, and the current time.
-    pub fn new(ping: impl Into<PingResult>, pool: PoolStatus, sessions: SessionStats) -> Self {
+    pub fn new(ping: impl Into<PingResult>, pool: PoolState, sessions: SessionStats) -> Self {
         HealthInputs {
             ping: ping.into(),
             pool,
@@ -203,16 +224,22 @@ pub struct HealthReport {
     /// Why the status is not healthy, one sentence per finding; empty when healthy.
     pub reasons: Vec<String>,
     /// How long the ping took; `None` when it failed or timed out.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::option_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::option_duration")
+    )]
     pub ping: Option<Duration>,
     /// The pool's counts.
-    pub pool: PoolStatus,
+    pub pool: PoolState,
     /// The session tracker's stats.
     pub sessions: SessionStats,
     /// The critical events inside the window, oldest first.
     pub recent_critical: Vec<CriticalEvent>,
     /// When the check ran.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::system_time"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::system_time")
+    )]
     pub checked_at: SystemTime,
     /// The primary's circuit breaker; `None` when it is turned off.
     pub breaker: Option<BreakerStatus>,
@@ -232,13 +259,19 @@ pub struct ReplicaHealth {
     /// Why the replica is skipped; `None` when it serves reads.
     pub reason: Option<String>,
     /// How far replay is behind the primary, as last measured; `None` when unknown.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::option_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::option_duration")
+    )]
     pub lag: Option<Duration>,
     /// How long the check's round trip took; `None` when it failed.
-    #[cfg_attr(feature = "serde", serde(serialize_with = "millis::option_duration"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::option_duration")
+    )]
     pub ping: Option<Duration>,
     /// The replica's own pool.
-    pub pool: PoolStatus,
+    pub pool: PoolState,
     /// The replica's own circuit breaker; `None` when breakers are turned off.
     pub breaker: Option<BreakerStatus>,
 }
@@ -256,9 +289,9 @@ impl HealthReport {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use ops_core::health::{HealthInputs, HealthReport, HealthStatus, PoolStatus};
+    /// use ops_core::health::{HealthInputs, HealthReport, HealthStatus, PoolState};
     ///
-    /// let pool = PoolStatus { size: 2, idle: 1, in_use: 1, max: 10, min: 1, ..PoolStatus::default() };
+    /// let pool = PoolState { size: 2, idle: 1, max: 10, min: 1, ..PoolState::default() };
     /// let inputs = HealthInputs::new(Ok(Duration::from_millis(2)), pool, Default::default());
     /// let report = HealthReport::evaluate(inputs);
     /// assert_eq!(report.status, HealthStatus::Healthy);
@@ -421,63 +454,6 @@ fn within(at: SystemTime, now: SystemTime, window: Duration) -> bool {
     }
 }
 
-/// Serializer helpers for the crate's JSON forms: durations as milliseconds, times as Unix
-/// milliseconds, categories as their display form.
-#[cfg(feature = "serde")]
-pub(crate) mod millis {
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-    use serde::Serializer;
-
-    use crate::ErrorCategory;
-
-    /// Milliseconds as a float, to the microsecond.
-    fn ms(duration: Duration) -> f64 {
-        // Microseconds fit an f64 exactly for any duration shorter than about 285 years.
-        duration.as_micros() as f64 / 1000.0
-    }
-
-    /// A duration as milliseconds.
-    pub(crate) fn duration<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(ms(*value))
-    }
-
-    /// An optional duration as milliseconds, or null.
-    pub(crate) fn option_duration<S: Serializer>(
-        value: &Option<Duration>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(value) => s.serialize_some(&ms(*value)),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// An optional time as Unix milliseconds, or null.
-    pub(crate) fn option_system_time<S: Serializer>(
-        value: &Option<SystemTime>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(value) => system_time(value, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// A time as Unix milliseconds; times before 1970 as 0.
-    pub(crate) fn system_time<S: Serializer>(value: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        let ms = value.duration_since(UNIX_EPOCH).map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        });
-        s.serialize_u64(ms)
-    }
-
-    /// A category as its display form, `retryable(deadlock)`, matching the keys of the stats maps.
-    pub(crate) fn category<S: Serializer>(value: &ErrorCategory, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,14 +461,13 @@ mod tests {
     use crate::stats::CriticalKind;
     use crate::tracker::LongRunningSession;
 
-    fn pool() -> PoolStatus {
-        PoolStatus {
+    fn pool() -> PoolState {
+        PoolState {
             size: 4,
             idle: 2,
-            in_use: 2,
             max: 10,
             min: 1,
-            ..PoolStatus::default()
+            ..PoolState::default()
         }
     }
 
@@ -573,13 +548,12 @@ mod tests {
     #[test]
     fn saturated_pool_is_degraded() {
         let mut i = inputs(PingResult::Ok(Duration::from_millis(1)));
-        i.pool = PoolStatus {
+        i.pool = PoolState {
             size: 10,
             idle: 0,
-            in_use: 10,
             max: 10,
             min: 1,
-            ..PoolStatus::default()
+            ..PoolState::default()
         };
         let report = HealthReport::evaluate(i.clone());
         assert_eq!(report.status, HealthStatus::Degraded);
@@ -593,7 +567,7 @@ mod tests {
         );
 
         // An unknown maximum (zero) never counts as saturated.
-        i.pool = PoolStatus::default();
+        i.pool = PoolState::default();
         assert_eq!(HealthReport::evaluate(i).status, HealthStatus::Healthy);
     }
 
@@ -661,13 +635,12 @@ mod tests {
     fn worst_finding_wins_and_every_reason_is_listed() {
         let mut i = inputs(PingResult::Failed("refused".into()))
             .recent_critical(vec![event(Duration::from_secs(1))]);
-        i.pool = PoolStatus {
+        i.pool = PoolState {
             size: 5,
             idle: 0,
-            in_use: 5,
             max: 5,
             min: 0,
-            ..PoolStatus::default()
+            ..PoolState::default()
         };
         let report = HealthReport::evaluate(i);
         assert_eq!(report.status, HealthStatus::Unhealthy);
@@ -697,6 +670,10 @@ mod tests {
         assert_eq!(json["ping"], 1.5);
         assert_eq!(json["checked_at"], 1_700_000_000_000_u64);
         assert_eq!(json["pool"]["max"], 10);
+        // `in_use` is derived from the counts, and still in the JSON form.
+        assert_eq!(json["pool"]["in_use"], 2);
+        assert_eq!(json["pool"]["invalidated"], 0);
+        assert!(json["pool"]["last_disconnect"].is_null());
         assert_eq!(json["recent_critical"][0]["kind"], "commit_unknown");
         assert_eq!(json["recent_critical"][0]["category"], "commit_unknown");
         assert_eq!(json["recent_critical"][0]["at"], 1_699_999_998_000_u64);

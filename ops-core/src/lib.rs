@@ -10,12 +10,15 @@
 
 pub mod breaker;
 pub mod category;
+pub mod codes;
 pub mod config;
 pub mod health;
 pub mod metrics;
 pub mod options;
 pub mod page;
 pub mod retry;
+#[cfg(feature = "serde")]
+mod serialize;
 pub mod stats;
 pub mod tracker;
 

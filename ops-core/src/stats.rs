@@ -75,7 +75,7 @@ pub struct CriticalEvent {
     /// The category of the error behind the event (for exhausted retries, the last attempt's).
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::health::millis::category")
+        serde(serialize_with = "crate::serialize::category")
     )]
     pub category: ErrorCategory,
     /// The backend's code, when known.
@@ -85,7 +85,7 @@ pub struct CriticalEvent {
     /// When the event was recorded (serialized as Unix milliseconds).
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::health::millis::system_time")
+        serde(serialize_with = "crate::serialize::system_time")
     )]
     pub at: SystemTime,
     /// For [`CriticalKind::RetriesExhausted`], how many attempts were made.
@@ -99,13 +99,13 @@ pub struct RecentError {
     /// When the error was recorded (serialized as Unix milliseconds).
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::health::millis::system_time")
+        serde(serialize_with = "crate::serialize::system_time")
     )]
     pub at: SystemTime,
     /// The error's category (serialized as its display form, `retryable(deadlock)`).
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::health::millis::category")
+        serde(serialize_with = "crate::serialize::category")
     )]
     pub category: ErrorCategory,
     /// The backend's code, when known.
@@ -120,14 +120,23 @@ pub struct RecentError {
 pub struct ErrorStats {
     /// Errors recorded since start.
     pub total: u64,
-    /// Errors by category, keyed by the category's display form (`retryable(deadlock)`, `not_found`).
-    pub by_category: BTreeMap<String, u64>,
+    /// Errors by category. With the `serde` feature each key serializes as the category's display
+    /// form (`retryable(deadlock)`, `not_found`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::category_map")
+    )]
+    pub by_category: BTreeMap<ErrorCategory, u64>,
     /// Errors by backend code (SQLSTATE, MySQL error number, SQLite extended code).
     pub by_code: BTreeMap<String, u64>,
     /// Retries started (each attempt after the first counts once).
     pub retries_attempted: u64,
     /// Retries by the category of the error that caused them, keyed like `by_category`.
-    pub retries_by_category: BTreeMap<String, u64>,
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::serialize::category_map")
+    )]
+    pub retries_by_category: BTreeMap<ErrorCategory, u64>,
     /// Retried operations that finally succeeded.
     pub retries_succeeded: u64,
     /// Retried operations that gave up: out of attempts or out of time.
@@ -163,7 +172,7 @@ pub struct ErrorStats {
 /// stats.record(ErrorCategory::Retryable(RetryReason::Deadlock), Some("40P01"), "deadlock detected");
 /// let snapshot = stats.snapshot();
 /// assert_eq!(snapshot.total, 1);
-/// assert_eq!(snapshot.by_category["retryable(deadlock)"], 1);
+/// assert_eq!(snapshot.by_category[&ErrorCategory::Retryable(RetryReason::Deadlock)], 1);
 /// assert_eq!(snapshot.by_code["40P01"], 1);
 /// ```
 #[derive(Clone, Default)]
@@ -304,7 +313,7 @@ impl ErrorStatsRecorder {
             by_category: tables
                 .by_category
                 .iter()
-                .map(|(category, count)| (category.to_string(), *count))
+                .map(|(category, count)| (*category, *count))
                 .collect(),
             by_code: tables
                 .by_code
@@ -315,7 +324,7 @@ impl ErrorStatsRecorder {
             retries_by_category: tables
                 .retries_by_category
                 .iter()
-                .map(|(category, count)| (category.to_string(), *count))
+                .map(|(category, count)| (*category, *count))
                 .collect(),
             retries_succeeded: self.inner.retries_succeeded.load(Ordering::Relaxed),
             retries_exhausted: self.inner.retries_exhausted.load(Ordering::Relaxed),

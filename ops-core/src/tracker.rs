@@ -45,7 +45,7 @@ pub struct LongRunningSession {
     /// How long it has been open.
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::health::millis::duration")
+        serde(serialize_with = "crate::serialize::duration")
     )]
     pub age: Duration,
 }

@@ -429,7 +429,10 @@ async fn recorder_counts_retries_success_and_exhaustion() {
     run(&policy, DEADLOCK, 3).await.0.unwrap();
     let snapshot = stats.snapshot();
     assert_eq!(snapshot.retries_attempted, 2);
-    assert_eq!(snapshot.retries_by_category["retryable(deadlock)"], 2);
+    assert_eq!(
+        snapshot.retries_by_category[&ErrorCategory::Retryable(RetryReason::Deadlock)],
+        2
+    );
     assert_eq!(snapshot.retries_succeeded, 1);
     assert_eq!(snapshot.retries_exhausted, 0);
 

@@ -43,9 +43,15 @@ fn counts_by_category_and_code() {
     let snapshot = stats.snapshot();
     assert_eq!(snapshot.total, 5);
     assert_eq!(snapshot.by_category.len(), 3);
-    assert_eq!(snapshot.by_category["retryable(deadlock)"], 2);
-    assert_eq!(snapshot.by_category["integrity(unique)"], 2);
-    assert_eq!(snapshot.by_category["not_found"], 1);
+    assert_eq!(
+        snapshot.by_category[&ErrorCategory::Retryable(RetryReason::Deadlock)],
+        2
+    );
+    assert_eq!(
+        snapshot.by_category[&ErrorCategory::Integrity(IntegrityKind::Unique)],
+        2
+    );
+    assert_eq!(snapshot.by_category[&ErrorCategory::NotFound], 1);
     assert_eq!(snapshot.by_code.len(), 3);
     assert_eq!(snapshot.by_code["23505"], 2);
     assert_eq!(snapshot.by_code["40P01"], 1);

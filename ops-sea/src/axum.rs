@@ -59,10 +59,7 @@ use ::axum::response::{IntoResponse, Response};
 use ops_core::health::HealthReport;
 use ops_core::stats::ErrorStatsRecorder;
 use ops_core::{ErrorCategory, IntegrityKind, RuleKind, SessionOptions};
-use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, IsolationLevel,
-    QueryResult, Statement, TransactionError, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -344,7 +341,10 @@ impl RequestSession {
         if self.inner.closed.load(Ordering::SeqCst) {
             // The response was finished while this handle was beginning: nobody would commit.
             if let Err(err) = session.rollback().await {
-                tracing::debug!(error = %err, "rolling back a session begun too late failed");
+                tracing::debug!(
+                    error = err.as_dyn(),
+                    "rolling back a session begun too late failed"
+                );
             }
             return Err(self.closed_error());
         }
@@ -394,7 +394,7 @@ impl RequestSession {
             if let Err(err) = session.rollback().await {
                 // The response already says the request failed; a failed rollback leaves the
                 // connection to the pool's reset-on-return.
-                tracing::warn!(session = %name, error = %err, "request session rollback failed");
+                tracing::warn!(session = %name, error = err.as_dyn(), "request session rollback failed");
             }
             response
         }
@@ -470,122 +470,40 @@ impl RequestSession {
     }
 }
 
-#[async_trait::async_trait]
-impl ConnectionTrait for RequestSession {
-    fn get_database_backend(&self) -> DbBackend {
+/// Every call runs on the request's session, begun by the first; `begin` opens a savepoint
+/// there, as on [`Session`]. The session observes its own statements.
+impl crate::delegate::Delegate for RequestSession {
+    type Conn<'a> = &'a Session;
+
+    fn backend(&self) -> DbBackend {
         self.db().backend()
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.session()
-            .await
-            .map_err(|e| self.to_db_err(e))?
-            .execute_raw(stmt)
-            .await
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.session()
-            .await
-            .map_err(|e| self.to_db_err(e))?
-            .execute_unprepared(sql)
-            .await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.session()
-            .await
-            .map_err(|e| self.to_db_err(e))?
-            .query_one_raw(stmt)
-            .await
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.session()
-            .await
-            .map_err(|e| self.to_db_err(e))?
-            .query_all_raw(stmt)
-            .await
     }
 
     fn support_returning(&self) -> bool {
         self.db().connection().support_returning()
     }
-}
 
-/// `begin` opens a savepoint inside the request's session, as on [`Session`].
-#[async_trait::async_trait]
-impl TransactionTrait for RequestSession {
-    type Transaction = DatabaseTransaction;
-
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.session()
-            .await
-            .map_err(|e| self.to_db_err(e))?
-            .begin()
-            .await
+    async fn conn(&self, _: crate::delegate::Purpose<'_>) -> Result<&Session, DbErr> {
+        self.session().await.map_err(|e| self.to_db_err(e))
     }
 
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.session()
-            .await
-            .map_err(|e| self.to_db_err(e))?
-            .begin_with_config(isolation_level, access_mode)
-            .await
+    fn observe(&self, err: DbErr) -> DbErr {
+        err
     }
 
-    async fn begin_with_options(
-        &self,
-        options: sea_orm::TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.session()
-            .await
-            .map_err(|e| self.to_db_err(e))?
-            .begin_with_options(options)
-            .await
+    fn telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        None
     }
 
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: fmt::Display + fmt::Debug + Send,
-    {
-        self.session()
-            .await
-            .map_err(|e| TransactionError::Connection(self.to_db_err(e)))?
-            .transaction(callback)
-            .await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
-            + Send,
-        T: Send,
-        E: fmt::Display + fmt::Debug + Send,
-    {
-        self.session()
-            .await
-            .map_err(|e| TransactionError::Connection(self.to_db_err(e)))?
-            .transaction_with_config(callback, isolation_level, access_mode)
-            .await
+    fn run<'a, T: Send + 'a>(
+        &'a self,
+        call: impl Future<Output = Result<T, DbErr>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, DbErr>> + Send + 'a {
+        call
     }
 }
+
+crate::delegate::forward_connection!(RequestSession);
 
 impl Executor for RequestSession {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {
@@ -663,11 +581,20 @@ impl IntoResponse for OpsError {
         let category = self.category();
         let status = status_for(category);
         if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, "request failed with a database error");
+            tracing::error!(
+                error = self.as_dyn(),
+                "request failed with a database error"
+            );
         } else if status.is_server_error() {
-            tracing::warn!(error = %self, "request failed with a transient database error");
+            tracing::warn!(
+                error = self.as_dyn(),
+                "request failed with a transient database error"
+            );
         } else {
-            tracing::debug!(error = %self, "request failed with a database error");
+            tracing::debug!(
+                error = self.as_dyn(),
+                "request failed with a database error"
+            );
         }
         let body = ErrorBody {
             kind: category.kind(),

@@ -1,9 +1,6 @@
 //! `Db`: the unified access layer over the pool, the session tracker, the error stats and the
-//! configuration.
-//!
-//! Over 700 lines because SeaORM's `ConnectionTrait`/`TransactionTrait` forwarding, with the
-//! PgBouncer, raw-SQL and breaker branches of each method, lives here beside `DbBuilder`; one
-//! shared delegate for `Db`, `Session` and `RequestSession` (issue 11) is what shrinks it.
+//! configuration. What it supplies to the shared forward of SeaORM's connection traits
+//! (`delegate.rs`), with the PgBouncer, raw-SQL and SQLite-routing branches, is in `db/forward.rs`.
 
 use std::fmt;
 use std::sync::{Arc, Weak};
@@ -12,13 +9,12 @@ use std::time::Duration;
 use ops_core::config::{DbConfig, ResetCheck};
 use ops_core::stats::ErrorStatsRecorder;
 use ops_core::tracker::{SessionStats, SessionTracker};
-use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 
 use crate::OpsError;
 use crate::pool::{Pool, PoolState, Routing, guarded};
+
+mod forward;
 
 /// The unified access layer: a cheap `Clone` handle over the pool, the session tracker, the error
 /// stats and the configuration.
@@ -58,14 +54,6 @@ pub(crate) struct DbInner {
     pub(crate) disconnects: crate::pool::Disconnects,
     /// Span attributes and the statement settings (`telemetry.rs`).
     pub(crate) telemetry: crate::telemetry::Telemetry,
-}
-
-impl DbInner {
-    /// Whether `sql` must run on a connection that is reset afterwards: it could leave a
-    /// transaction open, and the pool does not already check every release.
-    fn resets(&self, sql: &str) -> bool {
-        self.config.reset_check == ResetCheck::Auto && crate::pool::may_open_transaction(sql)
-    }
 }
 
 impl fmt::Debug for Db {
@@ -161,20 +149,6 @@ impl Db {
         &self.inner.conn
     }
 
-    /// The connection a plain statement runs on: on SQLite file databases a query that cannot
-    /// write goes to the readers and everything else to the writer (see the `ConnectionTrait`
-    /// implementation); elsewhere there is one pool.
-    fn route(&self, sql: &str) -> &DatabaseConnection {
-        #[cfg(feature = "sqlite")]
-        if let Some(readers) = &self.inner.readers
-            && crate::pool::sqlite::is_read_only_sql(sql)
-        {
-            return readers;
-        }
-        let _ = sql;
-        &self.inner.conn
-    }
-
     /// Counters of the session tracker and the sessions held past the leak threshold.
     pub fn session_stats(&self) -> SessionStats {
         self.inner.tracker.stats()
@@ -199,9 +173,10 @@ impl Db {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The pool's current size, idle count and limits.
+    /// The pool's current size, idle count and limits, and its disconnect record: the pool part
+    /// of `db.health()`, without a ping.
     pub fn pool_state(&self) -> PoolState {
-        self.inner.pool.state()
+        self.inner.disconnects.pool_status(self.inner.pool.state())
     }
 
     /// Sends the backend's cheapest round trip on a pooled connection, bounded by `timeout`, and
@@ -324,24 +299,6 @@ impl Db {
                 .unwrap_or(&self.inner.disconnects),
             crate::pool::Target::Primary => &self.inner.disconnects,
         }
-    }
-
-    /// Runs one statement outside a session: through the primary's circuit breaker, counted as
-    /// a caller waiting for a connection until the pool hands one over, checked against the
-    /// slow-statement threshold, and with a failure recorded in the error stats. `sql` is what
-    /// `Telemetry::sql_of` returned.
-    ///
-    /// Not an `async fn`: one would hold `call` twice, and futures nest deeply in debug builds.
-    fn statement<'a, T: 'a>(
-        &'a self,
-        sql: Option<String>,
-        call: impl std::future::Future<Output = Result<T, DbErr>> + 'a,
-    ) -> impl std::future::Future<Output = Result<T, DbErr>> + 'a {
-        use futures_util::FutureExt;
-        let metrics = self.inner.disconnects.metrics();
-        let call = crate::pool::metrics::acquiring(metrics, self.guarded(call));
-        crate::telemetry::statement(Some(&self.inner.telemetry), None, sql, call)
-            .map(move |result| result.map_err(|e| self.observe(e)))
     }
 
     /// Runs one call on the primary through its circuit breaker.
@@ -517,267 +474,7 @@ fn spawn_leak_watcher(inner: Weak<DbInner>) {
     });
 }
 
-/// Statements run outside a session, each on a pooled connection of its own.
-///
-/// On SQLite file databases a statement goes to the read-only readers when it is a query that
-/// starts with `SELECT`, `VALUES` or `EXPLAIN` (after whitespace and comments), and to the one
-/// writer otherwise: every `execute`, `INSERT ... RETURNING`, `WITH`, `PRAGMA`. A repository's
-/// `create` or `update` outside a session therefore queues behind the write sessions like any
-/// other write, and its reads never wait for them.
-///
-/// The branches for PgBouncer and for raw SQL that may open a transaction are boxed: their
-/// futures are large, and every call's future (which `async_trait` moves into a box of its own)
-/// would otherwise be as large as the largest branch. A plain PK read then moved 70 KB per call.
-#[async_trait::async_trait]
-impl ConnectionTrait for Db {
-    fn get_database_backend(&self) -> DbBackend {
-        self.inner.backend
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.inner.routing.note_write();
-        let sql = self.inner.telemetry.sql_of(&stmt.sql);
-        #[cfg(feature = "postgres")]
-        if let Some(pool) = self.pgbouncer_pool() {
-            let timeout = self.inner.config.statement_timeout;
-            let text = stmt.sql.clone();
-            let call = Box::pin(crate::pool::pgbouncer::one_shot(
-                pool,
-                timeout,
-                &text,
-                |txn| async move {
-                    let result = txn.execute(stmt).await;
-                    (txn, result)
-                },
-            ));
-            return self.statement(sql, call).await;
-        }
-        if self.inner.resets(&stmt.sql) {
-            let call = Box::pin(self.inner.pool.raw_execute(&self.inner.reset_after, stmt));
-            return self.statement(sql, call).await;
-        }
-        self.statement(sql, self.inner.conn.execute_raw(stmt)).await
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.inner.routing.note_write();
-        // Unprepared SQL goes out as one simple-query exchange, which is safe behind PgBouncer
-        // without a transaction of its own (and may be VACUUM, which refuses one); only what
-        // transaction pooling cannot support is refused.
-        #[cfg(feature = "postgres")]
-        if self.is_pgbouncer() {
-            crate::pool::pgbouncer::refuse(sql).map_err(|e| self.observe(e))?;
-        }
-        let text = self.inner.telemetry.sql_of(sql);
-        if self.inner.resets(sql) {
-            let call = Box::pin(
-                self.inner
-                    .pool
-                    .raw_execute_unprepared(&self.inner.reset_after, sql),
-            );
-            return self.statement(text, call).await;
-        }
-        self.statement(text, self.inner.conn.execute_unprepared(sql))
-            .await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        self.inner.routing.note_write();
-        let sql = self.inner.telemetry.sql_of(&stmt.sql);
-        #[cfg(feature = "postgres")]
-        if let Some(pool) = self.pgbouncer_pool() {
-            let timeout = self.inner.config.statement_timeout;
-            let text = stmt.sql.clone();
-            let call = Box::pin(crate::pool::pgbouncer::one_shot(
-                pool,
-                timeout,
-                &text,
-                |txn| async move {
-                    let result = txn.query_one(stmt).await;
-                    (txn, result)
-                },
-            ));
-            return self.statement(sql, call).await;
-        }
-        if self.inner.resets(&stmt.sql) {
-            let call = Box::pin(self.inner.pool.raw_query_one(&self.inner.reset_after, stmt));
-            return self.statement(sql, call).await;
-        }
-        let conn = self.route(&stmt.sql);
-        self.statement(sql, conn.query_one_raw(stmt)).await
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        self.inner.routing.note_write();
-        let sql = self.inner.telemetry.sql_of(&stmt.sql);
-        #[cfg(feature = "postgres")]
-        if let Some(pool) = self.pgbouncer_pool() {
-            let timeout = self.inner.config.statement_timeout;
-            let text = stmt.sql.clone();
-            let call = Box::pin(crate::pool::pgbouncer::one_shot(
-                pool,
-                timeout,
-                &text,
-                |txn| async move {
-                    let result = txn.query_all(stmt).await;
-                    (txn, result)
-                },
-            ));
-            return self.statement(sql, call).await;
-        }
-        if self.inner.resets(&stmt.sql) {
-            let call = Box::pin(self.inner.pool.raw_query_all(&self.inner.reset_after, stmt));
-            return self.statement(sql, call).await;
-        }
-        let conn = self.route(&stmt.sql);
-        self.statement(sql, conn.query_all_raw(stmt)).await
-    }
-
-    fn support_returning(&self) -> bool {
-        self.inner.conn.support_returning()
-    }
-}
-
-#[async_trait::async_trait]
-impl TransactionTrait for Db {
-    type Transaction = DatabaseTransaction;
-
-    /// On SQLite, a transaction that may write begins with `BEGIN IMMEDIATE` on the writer, and
-    /// a read-only one (`AccessMode::ReadOnly`) runs on a reader.
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.begin_with_options(sea_orm::TransactionOptions::default())
-            .await
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.begin_with_options(sea_orm::TransactionOptions {
-            isolation_level,
-            access_mode,
-            sqlite_transaction_mode: None,
-        })
-        .await
-    }
-
-    async fn begin_with_options(
-        &self,
-        mut options: sea_orm::TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        let mut conn = &self.inner.conn;
-        if self.inner.backend == DbBackend::Sqlite {
-            // SQLite has no isolation levels or access modes to set: SeaORM would only warn.
-            let read_only = options.access_mode == Some(AccessMode::ReadOnly);
-            options.isolation_level = None;
-            options.access_mode = None;
-            match (&self.inner.readers, read_only) {
-                (Some(readers), true) => conn = readers,
-                _ => {
-                    options.sqlite_transaction_mode = options
-                        .sqlite_transaction_mode
-                        .or(Some(sea_orm::SqliteTransactionMode::Immediate));
-                }
-            }
-        }
-        self.inner.routing.note_write();
-        let txn = self
-            .guarded(conn.begin_with_options(options))
-            .await
-            .map_err(|e| self.observe(e))?;
-        self.behind_pgbouncer(txn).await
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
-            > + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        if self.is_pgbouncer() {
-            // Begun through `begin`, which prepares the transaction for PgBouncer; the callback
-            // runs in a savepoint of it, with SeaORM's commit-or-rollback rules.
-            let txn = self
-                .begin()
-                .await
-                .map_err(sea_orm::TransactionError::Connection)?;
-            let value = txn.transaction(callback).await?;
-            txn.commit()
-                .await
-                .map_err(|e| sea_orm::TransactionError::Connection(self.observe(e)))?;
-            return Ok(value);
-        }
-        self.inner.conn.transaction(callback).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, sea_orm::TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
-            > + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        if self.is_pgbouncer() {
-            let txn = self
-                .begin_with_config(isolation_level, access_mode)
-                .await
-                .map_err(sea_orm::TransactionError::Connection)?;
-            let value = txn.transaction(callback).await?;
-            txn.commit()
-                .await
-                .map_err(|e| sea_orm::TransactionError::Connection(self.observe(e)))?;
-            return Ok(value);
-        }
-        self.inner
-            .conn
-            .transaction_with_config(callback, isolation_level, access_mode)
-            .await
-    }
-}
-
-impl Db {
-    /// Makes a SeaORM transaction safe behind PgBouncer in transaction pooling mode.
-    ///
-    /// SeaORM's `DatabaseTransaction` always asks sqlx for named statements (`sqlx_s_N`, numbered
-    /// per client connection), and ops cannot change that on a type it does not own. Inside one
-    /// transaction the server connection is fixed, so they work, provided no other client's
-    /// statement of the same name was left on that server connection: `DEALLOCATE ALL` first
-    /// clears them. Sessions (`db.session()`, `#[managed_session]`) and statements on `Db` do not
-    /// need this: they use unnamed statements only.
-    async fn behind_pgbouncer(
-        &self,
-        txn: DatabaseTransaction,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        if self.is_pgbouncer() {
-            // The statement timeout is not in the startup packet in this mode: set it local to
-            // the transaction, in the same round trip.
-            let sql = match self.inner.config.statement_timeout {
-                Some(timeout) => format!(
-                    "DEALLOCATE ALL; SET LOCAL statement_timeout = {}",
-                    timeout.as_millis().max(1)
-                ),
-                None => "DEALLOCATE ALL".to_owned(),
-            };
-            txn.execute_unprepared(&sql)
-                .await
-                .map_err(|e| self.observe(e))?;
-        }
-        Ok(txn)
-    }
-}
+crate::delegate::forward_connection!(Db);
 
 impl crate::Executor for Db {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {

@@ -24,7 +24,22 @@ pub struct ErrorContext {
 /// The one error type of ops.
 ///
 /// `category()` says what happened and whether another attempt may help; `user_message()` is a
-/// sentence safe to show a person; `Display` and `source()` keep the full detail for logs.
+/// sentence safe to show a person; `detail()` is the full detail for logs.
+///
+/// `Display` follows std's convention for a wrapping error: it says what happened (the category,
+/// the code, where) and leaves the driver's text to `source()`, so that error reporters that
+/// print the chain (`anyhow`, `eyre`, `tracing`'s error fields) print it once. The alternate form
+/// `{:#}` adds the detail on one line, for a log line that shows no chain:
+///
+/// ```
+/// use ops_sea::OpsError;
+///
+/// let err = OpsError::from(sea_orm::DbErr::RecordNotUpdated);
+/// assert_eq!(err.to_string(), "not_found");
+/// assert_eq!(format!("{err:#}"), format!("not_found: {}", sea_orm::DbErr::RecordNotUpdated));
+/// let source = std::error::Error::source(&err).expect("the driver's error");
+/// assert_eq!(source.to_string(), sea_orm::DbErr::RecordNotUpdated.to_string());
+/// ```
 pub struct OpsError {
     inner: Box<Inner>,
 }
@@ -34,6 +49,8 @@ struct Inner {
     code: Option<String>,
     constraint: Option<String>,
     detail: String,
+    /// Whether `detail` is the source's own text, which `Display` then leaves to `source()`.
+    detail_is_source: bool,
     /// The application's message for a business-rule error, safe to show. Kept apart from
     /// `detail` so that recategorizing a driver error never shows the driver's text.
     message: Option<String>,
@@ -52,6 +69,7 @@ impl OpsError {
                 code: None,
                 constraint: None,
                 detail: detail.into(),
+                detail_is_source: false,
                 message: None,
                 context: None,
                 retry_after: None,
@@ -72,6 +90,7 @@ impl OpsError {
                 code: classification.code,
                 constraint: classification.constraint,
                 detail,
+                detail_is_source: true,
                 message: None,
                 context: None,
                 retry_after: None,
@@ -247,6 +266,12 @@ impl OpsError {
         )))
     }
 
+    /// This error as `tracing` records one (`error = err.as_dyn()`): its message, then each
+    /// source, so the driver's text is logged once.
+    pub(crate) fn as_dyn(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+
     /// The SeaORM error this came from, if any.
     pub fn db_err(&self) -> Option<&DbErr> {
         self.inner.source.as_deref()?.downcast_ref::<DbErr>()
@@ -277,7 +302,12 @@ impl fmt::Display for OpsError {
                 write!(f, " (key {key})")?;
             }
         }
-        write!(f, ": {}", self.inner.detail)
+        // The detail repeats the source's text when it came from it: a chain printer shows
+        // that from `source()`, so only the alternate form writes it here.
+        if f.alternate() || !self.inner.detail_is_source || self.inner.source.is_none() {
+            write!(f, ": {}", self.inner.detail)?;
+        }
+        Ok(())
     }
 }
 
@@ -317,7 +347,9 @@ impl From<DbErr> for OpsError {
 impl From<ops_core::config::ConfigError> for OpsError {
     fn from(err: ops_core::config::ConfigError) -> Self {
         let detail = err.to_string();
-        OpsError::new(ErrorCategory::Configuration, detail).with_source(err)
+        let mut err = OpsError::new(ErrorCategory::Configuration, detail).with_source(err);
+        err.inner.detail_is_source = true;
+        err
     }
 }
 
@@ -331,6 +363,70 @@ impl From<sqlx::Error> for OpsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every message in the chain, as error reporters (`anyhow`'s `{:#}`, `eyre`) print it.
+    fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut messages = vec![err.to_string()];
+        let mut next = err.source();
+        while let Some(source) = next {
+            messages.push(source.to_string());
+            next = source.source();
+        }
+        messages
+    }
+
+    #[derive(Debug)]
+    struct Driver;
+
+    impl fmt::Display for Driver {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("deadlock detected")
+        }
+    }
+
+    impl std::error::Error for Driver {}
+
+    #[test]
+    fn a_chain_shows_the_drivers_text_once() {
+        let mut classification =
+            Classification::new(ErrorCategory::Retryable(ops_core::RetryReason::Deadlock));
+        classification.code = Some("40P01".to_owned());
+        let err = OpsError::from_classified(classification, Driver).with_context(
+            "item",
+            "update",
+            Some("7".to_owned()),
+        );
+        let messages = chain(&err);
+        let joined = messages.join(": ");
+        assert_eq!(joined.matches("deadlock detected").count(), 1, "{joined}");
+        assert_eq!(
+            err.to_string(),
+            "retryable(deadlock) [40P01] in item::update (key 7)"
+        );
+        // The one-line form for logs keeps the detail, and `detail()` is unchanged.
+        assert_eq!(
+            format!("{err:#}"),
+            "retryable(deadlock) [40P01] in item::update (key 7): deadlock detected"
+        );
+        assert_eq!(err.detail(), "deadlock detected");
+
+        // A SeaORM error: its text is in the chain, not in `OpsError`'s own message.
+        let db_err = DbErr::Custom("the server went away".to_owned());
+        let err = OpsError::from(db_err);
+        assert!(!err.to_string().contains("the server went away"), "{err}");
+        assert!(chain(&err)[1].contains("the server went away"));
+
+        // An error with no source keeps its text: nothing else would print it.
+        let own = OpsError::new(
+            ErrorCategory::Programming,
+            "session 'x' is already finished",
+        );
+        assert_eq!(
+            own.to_string(),
+            "programming: session 'x' is already finished"
+        );
+        assert_eq!(chain(&own).len(), 1);
+    }
 
     #[test]
     fn business_rule_errors_carry_a_message_safe_to_show() {

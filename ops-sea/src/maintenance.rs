@@ -166,7 +166,7 @@ pub(crate) async fn maintain(inner: Weak<DbInner>, config: MaintenanceConfig) {
                     elapsed = ?report.elapsed,
                     "database optimized"
                 ),
-                Err(err) => tracing::warn!(%err, "scheduled optimize failed"),
+                Err(err) => tracing::warn!(error = err.as_dyn(), "scheduled optimize failed"),
             }
         }
     })

@@ -472,7 +472,7 @@ async fn rollback_quietly(session: Session) {
     if let Err(err) = session.rollback().await {
         // The work's own outcome is what the caller needs; a failed rollback leaves the connection
         // to the pool's reset-on-return.
-        tracing::warn!(session = %name, %err, "rollback failed");
+        tracing::warn!(session = %name, error = err.as_dyn(), "rollback failed");
     }
 }
 

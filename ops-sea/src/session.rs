@@ -1,8 +1,6 @@
-//! `Session`: one tracked database transaction.
-//!
-//! Over 700 lines because it holds both the session's lifecycle (begin on the primary, a
-//! replica, SQLite's writer or readers, PgBouncer; commit, rollback, savepoints) and its
-//! `ConnectionTrait`/`TransactionTrait` forwarding, which a shared delegate (issue 11) would take.
+//! `Session`: one tracked database transaction: its lifecycle (open, commit, rollback,
+//! savepoints) and what it supplies to the shared forward of SeaORM's connection traits
+//! (`delegate.rs`). How its transaction begins on each kind of pool is in `session/begin.rs`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,19 +8,20 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use ops_core::stats::ErrorStatsRecorder;
 use ops_core::tracker::{SessionOutcome, SessionTicket};
 use ops_core::{ErrorCategory, RetryReason, SessionOptions};
-use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 
 use crate::pool::Target;
 use crate::txn::SessionTxn;
 use crate::{Db, OpsError};
+
+mod begin;
+
+use begin::prepare_timeout;
+pub(crate) use begin::{SqliteMode, begin_on_primary, begin_txn, kill_mysql_query};
 
 /// One tracked database transaction.
 ///
@@ -452,35 +451,6 @@ impl Session {
         Db::record_in(self.inner.db.as_ref(), err)
     }
 
-    /// The statement's SQL, when the `Db`'s telemetry will quote it.
-    fn sql_of(&self, sql: &str) -> Option<String> {
-        self.inner
-            .db
-            .as_ref()
-            .and_then(|db| db.inner.telemetry.sql_of(sql))
-    }
-
-    /// Runs one statement on the session's connection: watched for abandonment
-    /// (`pool/release.rs`), checked against the slow-statement threshold, and with a failure
-    /// recorded in the error stats.
-    ///
-    /// Not an `async fn`: one would hold `call` twice, and futures nest deeply in debug builds.
-    fn statement<'a, T: 'a>(
-        &'a self,
-        sql: Option<String>,
-        call: impl Future<Output = Result<T, DbErr>> + 'a,
-    ) -> impl Future<Output = Result<T, DbErr>> + 'a {
-        use futures_util::FutureExt;
-        let telemetry = self.inner.db.as_ref().map(|db| &db.inner.telemetry);
-        let session = crate::telemetry::InSession {
-            name: self.name(),
-            origin: self.origin(),
-        };
-        let call = crate::pool::release::watched(call);
-        crate::telemetry::statement(telemetry, Some(session), sql, call)
-            .map(move |result| result.map_err(|e| self.observe(e)))
-    }
-
     /// Records a failed statement in the `Db`'s error stats.
     fn observe(&self, err: DbErr) -> DbErr {
         match &self.inner.db {
@@ -515,212 +485,15 @@ impl Drop for CommitGuard {
     }
 }
 
-/// How a session begins on SQLite.
-pub(crate) enum SqliteMode {
-    /// A connection ops does not own (or another backend): a write session begins with
-    /// `BEGIN IMMEDIATE`, a read-only one with a plain `BEGIN`, and `query_only` is left alone,
-    /// because nothing would turn it off again before the pool hands the connection out.
-    Plain,
-    /// A connection of a `Db`'s SQLite pools, which decided how.
-    #[cfg(feature = "sqlite")]
-    Pool(crate::pool::sqlite::SqliteBegin),
-}
+/// A session's statements run on its transaction, watched for abandonment
+/// (`pool/release.rs`), checked against the slow-statement threshold, and with a failure recorded
+/// in the `Db`'s error stats; `begin` opens a savepoint there.
+impl crate::delegate::Delegate for Session {
+    type Conn<'a> = &'a SessionTxn;
 
-impl SqliteMode {
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-    fn is_writer(&self) -> bool {
-        #[cfg(feature = "sqlite")]
-        if let SqliteMode::Pool(crate::pool::sqlite::SqliteBegin::Write) = self {
-            return true;
-        }
-        false
-    }
-}
-
-/// The SQL name of an isolation level, for the `BEGIN` ops sends itself behind PgBouncer.
-#[cfg(feature = "postgres")]
-fn isolation_sql(isolation: ops_core::Isolation) -> &'static str {
-    match isolation {
-        ops_core::Isolation::ReadUncommitted => "READ UNCOMMITTED",
-        ops_core::Isolation::ReadCommitted => "READ COMMITTED",
-        ops_core::Isolation::RepeatableRead => "REPEATABLE READ",
-        _ => "SERIALIZABLE",
-    }
-}
-
-/// Begins a session's transaction on the primary, the way its pools need: on SQLite on the
-/// writer (`BEGIN IMMEDIATE`) or a reader, behind PgBouncer as ops's own transaction of unnamed
-/// statements, elsewhere as SeaORM's. Returns whether it holds SQLite's one writer.
-pub(crate) async fn begin_on_primary(
-    db: &Db,
-    options: &SessionOptions,
-) -> Result<(SessionTxn, bool), DbErr> {
-    let metrics = db.inner.disconnects.metrics();
-    #[cfg(feature = "sqlite")]
-    if let Some(mode) = db.inner.pool.sqlite_begin(options.read_only) {
-        let conn = match (&mode, &db.inner.readers) {
-            (crate::pool::sqlite::SqliteBegin::Reader, Some(readers)) => readers,
-            _ => &db.inner.conn,
-        };
-        let sqlite = SqliteMode::Pool(mode);
-        let writer = sqlite.is_writer();
-        let txn = begin_txn(conn, options, sqlite, Some(metrics)).await?;
-        return Ok((SessionTxn::Sea(txn), writer));
-    }
-    #[cfg(feature = "postgres")]
-    if let Some(pool) = db.pgbouncer_pool() {
-        let begin = crate::pool::pgbouncer::begin_sql(
-            options.isolation.map(isolation_sql),
-            options.read_only,
-            db.config().statement_timeout,
-        );
-        let begin = crate::pool::pgbouncer::Txn::begin(pool, begin);
-        let txn = crate::pool::metrics::acquiring(metrics, begin).await?;
-        return Ok((SessionTxn::Bouncer(txn), false));
-    }
-    let txn = begin_txn(&db.inner.conn, options, SqliteMode::Plain, Some(metrics)).await?;
-    Ok((SessionTxn::Sea(txn), false))
-}
-
-/// Awaits one of SeaORM's `begin` calls, counted as a wait for a connection of the pool
-/// `metrics` describes (`pool/metrics.rs`). SeaORM's futures are boxed, so wrapping them moves a
-/// pointer, not a session's worth of state.
-async fn waited<T>(
-    metrics: Option<&ops_core::metrics::PoolMetrics>,
-    begin: impl Future<Output = Result<T, DbErr>>,
-) -> Result<T, DbErr> {
-    match metrics {
-        Some(metrics) => crate::pool::metrics::acquiring(metrics, begin).await,
-        None => begin.await,
-    }
-}
-
-/// Begins SeaORM's transaction on `conn`; `metrics` are its pool's, when the `Db` has them.
-pub(crate) async fn begin_txn(
-    conn: &DatabaseConnection,
-    options: &SessionOptions,
-    sqlite: SqliteMode,
-    metrics: Option<&ops_core::metrics::PoolMetrics>,
-) -> Result<DatabaseTransaction, DbErr> {
-    if conn.get_database_backend() == DbBackend::Sqlite {
-        return begin_sqlite(conn, options, sqlite, metrics).await;
-    }
-    let _ = sqlite;
-    let isolation = options.isolation.map(|i| match i {
-        ops_core::Isolation::ReadUncommitted => IsolationLevel::ReadUncommitted,
-        ops_core::Isolation::ReadCommitted => IsolationLevel::ReadCommitted,
-        ops_core::Isolation::RepeatableRead => IsolationLevel::RepeatableRead,
-        _ => IsolationLevel::Serializable,
-    });
-    let access = options.read_only.then_some(AccessMode::ReadOnly);
-    if isolation.is_none() && access.is_none() {
-        waited(metrics, conn.begin()).await
-    } else {
-        waited(metrics, conn.begin_with_config(isolation, access)).await
-    }
-}
-
-/// SQLite transactions are always serializable, so the isolation level is ignored. A session that
-/// may write takes the write lock at `BEGIN IMMEDIATE`, so it never has to upgrade a read lock
-/// (which fails with `SQLITE_BUSY_SNAPSHOT` when another connection committed in between). A
-/// read-only session runs where writes fail: on a `query_only` reader, or with `query_only`
-/// turned on for the transaction.
-async fn begin_sqlite(
-    conn: &DatabaseConnection,
-    options: &SessionOptions,
-    sqlite: SqliteMode,
-    metrics: Option<&ops_core::metrics::PoolMetrics>,
-) -> Result<DatabaseTransaction, DbErr> {
-    let immediate = sea_orm::TransactionOptions {
-        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-        ..Default::default()
-    };
-    match sqlite {
-        SqliteMode::Plain if options.read_only => waited(metrics, conn.begin()).await,
-        SqliteMode::Plain => waited(metrics, conn.begin_with_options(immediate)).await,
-        #[cfg(feature = "sqlite")]
-        SqliteMode::Pool(mode) => {
-            use crate::pool::sqlite::SqliteBegin;
-            match mode {
-                SqliteBegin::Write => waited(metrics, conn.begin_with_options(immediate)).await,
-                SqliteBegin::Reader => waited(metrics, conn.begin()).await,
-                SqliteBegin::SharedReadOnly(flag) => {
-                    let txn = waited(metrics, conn.begin()).await?;
-                    crate::pool::sqlite::enter_read_only(&txn, &flag).await?;
-                    Ok(txn)
-                }
-            }
-        }
-    }
-}
-
-/// For sessions with a timeout, arranges for the server to stop a running statement too, so a
-/// timed-out session's connection comes back promptly instead of after the statement finishes.
-async fn prepare_timeout(txn: &SessionTxn, options: &SessionOptions) -> Result<Option<u64>, DbErr> {
-    let Some(timeout) = options.timeout else {
-        return Ok(None);
-    };
-    match txn.backend() {
-        DbBackend::Postgres => {
-            // Local to this transaction: gone at COMMIT or ROLLBACK.
-            let ms = timeout.as_millis().max(1);
-            txn.execute_unprepared(&format!("SET LOCAL statement_timeout = {ms}"))
-                .await?;
-            Ok(None)
-        }
-        DbBackend::MySql => {
-            let row = txn
-                .query_one_raw(Statement::from_string(
-                    DbBackend::MySql,
-                    "SELECT CONNECTION_ID()",
-                ))
-                .await?;
-            Ok(row.and_then(|r| r.try_get_by_index::<u64>(0).ok()))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Stops the statement a timed-out MySQL/MariaDB session is running, from another connection.
-pub(crate) async fn kill_mysql_query(db: &Db, target: Target, connection_id: u64, grace: Duration) {
-    let sql = format!("KILL QUERY {connection_id}");
-    let conn = db.routing().connection(db, target);
-    match tokio::time::timeout(grace, conn.execute_unprepared(&sql)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::debug!(%err, "could not kill the timed-out session's query"),
-        Err(_) => tracing::debug!("no connection to kill the timed-out session's query"),
-    }
-}
-
-#[async_trait::async_trait]
-impl ConnectionTrait for Session {
     /// The backend stored when the session opened, so a finished session answers too.
-    fn get_database_backend(&self) -> DbBackend {
+    fn backend(&self) -> DbBackend {
         self.inner.backend
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let txn = self.txn()?;
-        let sql = self.sql_of(&stmt.sql);
-        self.statement(sql, txn.execute_raw(stmt)).await
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let txn = self.txn()?;
-        let text = self.sql_of(sql);
-        self.statement(text, txn.execute_unprepared(sql)).await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let txn = self.txn()?;
-        let sql = self.sql_of(&stmt.sql);
-        self.statement(sql, txn.query_one_raw(stmt)).await
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let txn = self.txn()?;
-        let sql = self.sql_of(&stmt.sql);
-        self.statement(sql, txn.query_all_raw(stmt)).await
     }
 
     fn support_returning(&self) -> bool {
@@ -729,84 +502,45 @@ impl ConnectionTrait for Session {
             .as_ref()
             .is_some_and(SessionTxn::support_returning)
     }
+
+    /// The session's transaction; an error once the session is finished. A transaction inside
+    /// it needs SeaORM's, which a session behind PgBouncer has not: that refusal is a usage
+    /// error, returned before anything is observed.
+    fn conn(
+        &self,
+        purpose: crate::delegate::Purpose<'_>,
+    ) -> impl Future<Output = Result<&SessionTxn, DbErr>> + Send {
+        let txn = self.txn().and_then(|txn| match purpose {
+            crate::delegate::Purpose::Transaction => txn.sea().map(|_| txn),
+            _ => Ok(txn),
+        });
+        std::future::ready(txn)
+    }
+
+    fn observe(&self, err: DbErr) -> DbErr {
+        Session::observe(self, err)
+    }
+
+    fn telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        self.inner.db.as_ref().map(|db| &db.inner.telemetry)
+    }
+
+    fn in_session(&self) -> Option<crate::telemetry::InSession<'_>> {
+        Some(crate::telemetry::InSession {
+            name: self.name(),
+            origin: self.origin(),
+        })
+    }
+
+    fn run<'a, T: Send + 'a>(
+        &'a self,
+        call: impl Future<Output = Result<T, DbErr>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, DbErr>> + Send + 'a {
+        crate::pool::release::watched(call)
+    }
 }
 
-#[async_trait::async_trait]
-impl TransactionTrait for Session {
-    type Transaction = DatabaseTransaction;
-
-    // A failed `begin*` is recorded in the `Db`'s error stats, as a failed statement is (and as
-    // `Db`'s own `begin*` does).
-    async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?
-            .sea()?
-            .begin()
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?
-            .sea()?
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn begin_with_options(
-        &self,
-        options: sea_orm::TransactionOptions,
-    ) -> Result<DatabaseTransaction, DbErr> {
-        self.txn()?
-            .sea()?
-            .begin_with_options(options)
-            .await
-            .map_err(|e| self.observe(e))
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, sea_orm::TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
-            > + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        self.txn()
-            .and_then(SessionTxn::sea)
-            .map_err(sea_orm::TransactionError::Connection)?
-            .transaction(callback)
-            .await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, sea_orm::TransactionError<E>>
-    where
-        F: for<'c> FnOnce(
-                &'c DatabaseTransaction,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<T, E>> + Send + 'c>,
-            > + Send,
-        T: Send,
-        E: std::fmt::Display + std::fmt::Debug + Send,
-    {
-        self.txn()
-            .and_then(SessionTxn::sea)
-            .map_err(sea_orm::TransactionError::Connection)?
-            .transaction_with_config(callback, isolation_level, access_mode)
-            .await
-    }
-}
+crate::delegate::forward_connection!(Session);
 
 impl crate::Executor for Session {
     fn error_recorder(&self) -> Option<&ErrorStatsRecorder> {

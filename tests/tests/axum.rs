@@ -540,7 +540,7 @@ async fn repositories_take_the_request_session() {
     let unique = |stats: &ops_sea::ErrorStats| {
         stats
             .by_category
-            .get("integrity(unique)")
+            .get(&ErrorCategory::Integrity(IntegrityKind::Unique))
             .copied()
             .unwrap_or(0)
     };
@@ -671,8 +671,13 @@ async fn a_request_session_error_keeps_its_category_through_seaorm_traits() {
         .unwrap()
         .take()
         .expect("the handler kept its handle");
-    let programming =
-        |stats: &ops_sea::ErrorStats| stats.by_category.get("programming").copied().unwrap_or(0);
+    let programming = |stats: &ops_sea::ErrorStats| {
+        stats
+            .by_category
+            .get(&ErrorCategory::Programming)
+            .copied()
+            .unwrap_or(0)
+    };
     let before = db.error_stats();
     let raw = held
         .execute_unprepared("SELECT 1")

@@ -80,11 +80,17 @@ async fn error_stats_count_raw_and_session_statements_once() {
     let stats = db.error_stats();
     assert_eq!(stats.total, 3, "{stats:?}");
     assert_eq!(
-        stats.by_category.get("integrity(unique)"),
+        stats
+            .by_category
+            .get(&ErrorCategory::Integrity(IntegrityKind::Unique)),
         Some(&2),
         "{stats:?}"
     );
-    assert_eq!(stats.by_category.get("programming"), Some(&1), "{stats:?}");
+    assert_eq!(
+        stats.by_category.get(&ErrorCategory::Programming),
+        Some(&1),
+        "{stats:?}"
+    );
     assert!(!stats.by_code.is_empty());
     assert_eq!(stats.recent.len(), 3);
     db.close().await;

@@ -704,7 +704,7 @@ async fn retries_a_real_conflict_and_succeeds_on_attempt_2() {
         Backend::Sqlite => RetryReason::Busy,
     });
     assert_eq!(
-        stats.retries_by_category.get(&expected.to_string()),
+        stats.retries_by_category.get(&expected),
         Some(&1),
         "{stats:?}"
     );

@@ -318,7 +318,7 @@ async fn bad_settings_are_configuration_errors() {
         .expect_err("a pool of zero connections");
     assert_eq!(err.category(), ErrorCategory::Configuration);
     assert!(
-        err.to_string().contains("pool_size") || err.to_string().contains("DB_POOL_SIZE"),
+        format!("{err:#}").contains("pool_size") || format!("{err:#}").contains("DB_POOL_SIZE"),
         "{err}"
     );
 
@@ -326,7 +326,7 @@ async fn bad_settings_are_configuration_errors() {
         .await
         .expect_err("unsupported scheme");
     assert_eq!(err.category(), ErrorCategory::Configuration);
-    assert!(!err.to_string().contains("tiger"), "{err}");
+    assert!(!format!("{err:#}").contains("tiger"), "{err}");
 
     if require_backend(
         Backend::Postgres,
@@ -337,7 +337,7 @@ async fn bad_settings_are_configuration_errors() {
             .expect_err("unknown ssl mode");
         assert_eq!(err.category(), ErrorCategory::Configuration);
         assert!(
-            err.to_string().contains("verify-full"),
+            format!("{err:#}").contains("verify-full"),
             "lists the valid modes: {err}"
         );
     }

@@ -141,7 +141,7 @@ async fn a_replica_that_answers_serves_read_only_sessions_and_reports_healthy() 
             .expect_err("a SQLite replica is refused");
         assert_eq!(err.category(), ErrorCategory::Configuration, "{err}");
         assert!(
-            err.to_string().contains("read replicas are for PostgreSQL"),
+            format!("{err:#}").contains("read replicas are for PostgreSQL"),
             "{err}"
         );
         t.cleanup().await;

@@ -446,7 +446,7 @@ async fn read_only_session_refuses_a_write_on_every_backend() {
     assert!(
         stats
             .by_category
-            .get("programming")
+            .get(&ErrorCategory::Programming)
             .is_some_and(|n| *n >= 2),
         "{:?}",
         stats.by_category

@@ -77,7 +77,15 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {}
+/// A database error is shown as it is: its message here, the driver's error as its source.
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApiError::Db(err) => err.source(),
+            _ => None,
+        }
+    }
+}
 
 fn body(status: StatusCode, messages: Vec<String>) -> Response {
     (status, Json(json!({ "errors": { "body": messages } }))).into_response()

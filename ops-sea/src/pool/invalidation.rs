@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use ops_core::health::PoolStatus;
 use ops_core::metrics::PoolMetrics;
 
 use super::PoolState;
@@ -103,16 +102,12 @@ impl Invalidation {
         *self.last_at.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The pool part of a health report: the pool's counts and this record.
-    pub(crate) fn pool_status(&self, state: PoolState) -> PoolStatus {
-        PoolStatus {
-            size: state.size,
-            idle: state.idle,
-            in_use: state.in_use(),
-            max: state.max,
-            min: state.min,
+    /// The pool's counts with this record: what `db.pool_state()` and a health report show.
+    pub(crate) fn pool_status(&self, state: PoolState) -> PoolState {
+        PoolState {
             invalidated: self.invalidated(),
             last_disconnect: self.last_disconnect(),
+            ..state
         }
     }
 }
@@ -162,8 +157,9 @@ mod tests {
             idle: 1,
             min: 1,
             max: 4,
+            ..PoolState::default()
         });
-        assert_eq!(status.in_use, 2);
+        assert_eq!(status.in_use(), 2);
         assert_eq!(status.invalidated, 2);
         assert!(status.last_disconnect.is_some());
     }

@@ -50,25 +50,8 @@ pub(crate) use raw::{ResetAfter, may_open_transaction};
 pub(crate) use routing::{ReadCall, ReadOutput, Routing, Target};
 pub(crate) use routing::{first_check, spawn_monitor};
 
-/// What a pool reports about itself, for health reports and tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolState {
-    /// Connections open now, idle or in use.
-    pub size: u32,
-    /// Connections idle in the pool.
-    pub idle: u32,
-    /// Connections kept warm.
-    pub min: u32,
-    /// The most connections the pool opens.
-    pub max: u32,
-}
-
-impl PoolState {
-    /// Connections checked out now.
-    pub fn in_use(&self) -> u32 {
-        self.size.saturating_sub(self.idle)
-    }
-}
+/// What a pool reports about itself: one type with the health report's pool part.
+pub use ops_core::health::PoolState;
 
 /// Counts connections returned to the pool inside a transaction (and rolled back there).
 pub(crate) type ReturnedInTransaction = std::sync::Arc<std::sync::atomic::AtomicU64>;
@@ -109,6 +92,7 @@ impl Pool {
             idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
             min: p.options().get_min_connections(),
             max: p.options().get_max_connections(),
+            ..PoolState::default()
         })
     }
 
@@ -212,7 +196,7 @@ impl Pool {
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(Ok(())) => PingResult::Ok(started.elapsed()),
-            Ok(Err(err)) => PingResult::Failed(OpsError::from(err).to_string()),
+            Ok(Err(err)) => PingResult::Failed(format!("{:#}", OpsError::from(err))),
             Err(_) => PingResult::TimedOut(timeout),
         }
     }

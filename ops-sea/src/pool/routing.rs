@@ -22,6 +22,8 @@ use std::sync::{Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use ops_core::config::DbConfig;
+
+use crate::delegate::Target as _;
 use ops_core::health::{HealthStatus, ReplicaHealth};
 use ops_core::{ErrorCategory, RetryReason, SessionOptions};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, ExecResult, QueryResult, Statement};
@@ -469,7 +471,7 @@ impl Replica {
                     %err,
                     "replica marked down; its reads go elsewhere until a check succeeds"
                 );
-                self.mark_down(OpsError::from(err).to_string());
+                self.mark_down(format!("{:#}", OpsError::from(err)));
                 Ok(())
             }
         }
@@ -525,7 +527,7 @@ impl Replica {
             }
             Ok(Err(err)) => {
                 self.observed().ping = None;
-                self.mark_down(OpsError::from(err).to_string());
+                self.mark_down(format!("{:#}", OpsError::from(err)));
             }
             Err(_) => {
                 self.observed().ping = None;

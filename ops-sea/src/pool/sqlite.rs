@@ -141,6 +141,7 @@ fn one_state(pool: &SqlitePool) -> PoolState {
         idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
         min: pool.options().get_min_connections(),
         max: pool.options().get_max_connections(),
+        ..PoolState::default()
     }
 }
 

@@ -86,7 +86,7 @@ where
 /// statement succeeded (a row that does not decode), and those of statements run on a
 /// transaction it began (which `create_many` records where they happen).
 fn record<C: Executor>(db: &C, err: OpsError) -> OpsError {
-    tracing::debug!(error = %err, "repository operation failed");
+    tracing::debug!(error = err.as_dyn(), "repository operation failed");
     if !is_statement_error(&err) {
         record_always(db, &err);
     }
