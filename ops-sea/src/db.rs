@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use ops_core::config::{DbConfig, ResetCheck};
+use ops_core::config::DbConfig;
 use ops_core::stats::ErrorStatsRecorder;
 use ops_core::tracker::{SessionStats, SessionTracker};
 use sea_orm::{DatabaseConnection, DbBackend, DbErr};
