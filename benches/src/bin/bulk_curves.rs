@@ -466,6 +466,7 @@ async fn copy_in(pool: &sqlx::PgPool, rows: &[(String, i32)]) -> u64 {
         .copy_in_raw("COPY bench_bulk (name, qty) FROM STDIN")
         .await
         .expect("copy in");
+    // ops-scan: allow(session-held-across-io) -- the send is the COPY's data, to this transaction's own connection
     copy.send(text.as_bytes()).await.expect("copy data");
     let n = copy.finish().await.expect("copy finish");
     txn.commit().await.expect("commit");
