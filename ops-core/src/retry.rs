@@ -373,7 +373,7 @@ where
                 tracing::warn!(
                     attempt,
                     %category,
-                    %error,
+                    error = %format_args!("{error:#}"),
                     ?wait,
                     "attempt {attempt} refused by an open circuit breaker for another {wait:?}: \
                      not retrying, {}",
@@ -391,7 +391,7 @@ where
                 attempt,
                 attempts = policy.attempts,
                 %category,
-                %error,
+                error = %format_args!("{error:#}"),
                 ?wait,
                 "attempt {attempt}/{} refused by an open circuit breaker: waiting {wait:?} for it \
                  to let a probe through",
@@ -408,7 +408,7 @@ where
             tracing::debug!(
                 attempt,
                 %category,
-                %error,
+                error = %format_args!("{error:#}"),
                 "attempt {attempt} failed with an error the policy does not retry ({category})"
             );
             return Err(error);
@@ -433,7 +433,7 @@ where
                 attempt,
                 attempts = policy.attempts,
                 %category,
-                %error,
+                error = %format_args!("{error:#}"),
                 "still failing after {attempt} attempts ({category}); trying up to {} in all",
                 policy.attempts
             );
@@ -442,7 +442,7 @@ where
                 attempt,
                 attempts = policy.attempts,
                 %category,
-                %error,
+                error = %format_args!("{error:#}"),
                 ?delay,
                 "attempt {attempt}/{} failed ({category}): retrying in {delay:?}",
                 policy.attempts
@@ -487,13 +487,13 @@ fn give_up<E: Categorize + std::fmt::Display>(
         GiveUp::OutOfAttempts => tracing::warn!(
             attempts,
             %category,
-            %error,
+            error = %format_args!("{error:#}"),
             "giving up after {attempts} attempt(s) ({category})"
         ),
         GiveUp::OutOfTime => tracing::warn!(
             attempts,
             %category,
-            %error,
+            error = %format_args!("{error:#}"),
             deadline = ?policy.deadline,
             "giving up after {attempts} attempt(s) ({category}): the retry deadline of {:?} leaves no time for another attempt",
             policy.deadline.unwrap_or_default()

@@ -113,7 +113,7 @@ fn db_error_response(err: OpsError) -> Response {
         other => status_for(other),
     };
     if status.is_server_error() {
-        tracing::warn!(error = %err, "request failed with a database error");
+        tracing::warn!(error = %format_args!("{err:#}"), "request failed with a database error");
     }
     let mut response = body(status, vec![err.user_message().to_owned()]);
     if category.is_retryable() || category == ErrorCategory::Unavailable {

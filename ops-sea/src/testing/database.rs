@@ -208,7 +208,7 @@ impl Drop for TestDatabase {
                 .map_err(|err| err.to_string())?;
             runtime
                 .block_on(bounded("dropping", &this.name, this.drop_now()))
-                .map_err(|err| err.to_string())
+                .map_err(|err| format!("{err:#}"))
         });
         match worker.join() {
             Ok(Ok(())) => {}
@@ -309,7 +309,7 @@ async fn bounded(
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(OpsError::new(
             err.category(),
-            format!("{what} test database {name}: {err}"),
+            format!("{what} test database {name}: {err:#}"),
         )),
         Err(_) => Err(OpsError::new(
             ErrorCategory::Unavailable,
