@@ -28,14 +28,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, measurement::WallTime};
 use ops_benches::contenders::{
-    bump, bump_by_hand, get_bare, get_retried, nothing_bare, nothing_retried,
+    bump, bump_by_hand, get_bare, get_retried, insert_many_chunked, nothing_bare, nothing_retried,
 };
-use ops_benches::{BenchDb, SqlxPool, bulk_row, insert_row, item};
+use ops_benches::{BULK_ROWS, BenchDb, SqlxPool, bulk_row, insert_row, item};
 use ops_sea::prelude::*;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryOrder,
-    TransactionTrait,
 };
 
 /// The key every read uses: a seeded row in the middle of the table.
@@ -163,12 +162,12 @@ fn retry(c: &mut Criterion, ctx: &Ctx) {
 /// Times `load` once per iteration, emptying the table before each (outside the timing); the
 /// rows are cloned outside the timing too, and each contender turns them into its own input
 /// inside it.
-fn time_loads<F, Fut>(ctx: &Ctx, iters: u64, load: F) -> Duration
+fn time_loads<F, Fut>(ctx: &Ctx, iters: u64, n: usize, load: F) -> Duration
 where
     F: Fn(Vec<(String, i32)>) -> Fut,
     Fut: Future<Output = u64>,
 {
-    let rows = ops_benches::bulk_rows();
+    let rows = ops_benches::bulk_rows(n);
     ctx.runtime.block_on(async {
         let mut total = Duration::ZERO;
         for _ in 0..iters {
@@ -189,7 +188,7 @@ fn bulk(c: &mut Criterion, ctx: &Ctx) {
     let conn = ctx.db.connection();
     group.bench_function("ops_create_many", |b| {
         b.iter_custom(|iters| {
-            time_loads(ctx, iters, |rows| async move {
+            time_loads(ctx, iters, BULK_ROWS, |rows| async move {
                 let new = rows
                     .into_iter()
                     .map(|(name, qty)| bulk_row::New { name, qty });
@@ -201,7 +200,7 @@ fn bulk(c: &mut Criterion, ctx: &Ctx) {
     });
     group.bench_function("seaorm_insert_many", |b| {
         b.iter_custom(|iters| {
-            time_loads(ctx, iters, |rows| async move {
+            time_loads(ctx, iters, BULK_ROWS, |rows| async move {
                 let models = rows.into_iter().map(|(name, qty)| bulk_row::ActiveModel {
                     name: Set(name),
                     qty: Set(qty),
@@ -216,7 +215,7 @@ fn bulk(c: &mut Criterion, ctx: &Ctx) {
     });
     group.bench_function("sqlx_multi_row", |b| {
         b.iter_custom(|iters| {
-            time_loads(ctx, iters, |rows| async move {
+            time_loads(ctx, iters, BULK_ROWS, |rows| async move {
                 ctx.sqlx.insert_bulk(&rows).await.expect("multi-row insert")
             })
         });
@@ -226,29 +225,6 @@ fn bulk(c: &mut Criterion, ctx: &Ctx) {
 
 /// Rows per load in `bulk_100k`.
 const LARGE_LOAD: usize = 100_000;
-
-/// `time_loads` for `LARGE_LOAD` rows.
-fn time_large_loads<F, Fut>(ctx: &Ctx, iters: u64, load: F) -> Duration
-where
-    F: Fn(Vec<(String, i32)>) -> Fut,
-    Fut: Future<Output = u64>,
-{
-    let rows: Vec<(String, i32)> = (0..LARGE_LOAD)
-        .map(|i| (format!("bulk {i}"), i32::try_from(i).unwrap_or(i32::MAX)))
-        .collect();
-    ctx.runtime.block_on(async {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            ctx.sqlx.clear_bulk().await.expect("empty bench_bulk");
-            let input = rows.clone();
-            let started = Instant::now();
-            let loaded = load(input).await;
-            total += started.elapsed();
-            assert_eq!(loaded, rows.len() as u64, "every row loaded");
-        }
-        total
-    })
-}
 
 /// 100,000 rows: `create_many` (`COPY` on PostgreSQL) against SeaORM's `insert_many`, which at
 /// this size must be split under the bind-parameter limit: chunks of the most rows one statement
@@ -262,7 +238,6 @@ fn bulk_100k(c: &mut Criterion, ctx: &Ctx) {
         .warm_up_time(Duration::from_millis(1))
         .measurement_time(Duration::from_secs(1));
     let conn = ctx.db.connection();
-    let per_statement = ops_sea::repo::bind_limit(conn.get_database_backend()) / 2;
     // Whichever contender runs first after the table's creation measured differently from the
     // same code run second (MariaDB: 708 ms first, 493 ms second, equal when run alone), so the
     // contenders run in A-B-B-A order and each one's two results are averaged.
@@ -270,7 +245,7 @@ fn bulk_100k(c: &mut Criterion, ctx: &Ctx) {
         if ops {
             group.bench_function(format!("ops_create_many_{round}"), |b| {
                 b.iter_custom(|iters| {
-                    time_large_loads(ctx, iters, |rows| async move {
+                    time_loads(ctx, iters, LARGE_LOAD, |rows| async move {
                         let new = rows
                             .into_iter()
                             .map(|(name, qty)| bulk_row::New { name, qty });
@@ -284,25 +259,8 @@ fn bulk_100k(c: &mut Criterion, ctx: &Ctx) {
         }
         group.bench_function(format!("seaorm_insert_many_{round}"), |b| {
             b.iter_custom(|iters| {
-                time_large_loads(ctx, iters, |rows| async move {
-                    let models: Vec<bulk_row::ActiveModel> = rows
-                        .into_iter()
-                        .map(|(name, qty)| bulk_row::ActiveModel {
-                            name: Set(name),
-                            qty: Set(qty),
-                            ..Default::default()
-                        })
-                        .collect();
-                    let txn = conn.begin().await.expect("begin");
-                    let mut loaded = 0;
-                    for chunk in models.chunks(per_statement) {
-                        loaded += bulk_row::Entity::insert_many(chunk.to_vec())
-                            .exec_without_returning(&txn)
-                            .await
-                            .expect("insert_many");
-                    }
-                    txn.commit().await.expect("commit");
-                    loaded
+                time_loads(ctx, iters, LARGE_LOAD, |rows| async move {
+                    insert_many_chunked(conn, rows).await.expect("insert_many")
                 })
             });
         });

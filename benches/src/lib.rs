@@ -19,6 +19,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr};
 use sqlx::{Connection, Executor as _};
 
 pub mod load;
+pub mod plot;
 
 /// The environment variable naming the database to benchmark.
 pub const URL_VAR: &str = "BENCH_DATABASE_URL";
@@ -310,9 +311,9 @@ pub async fn prepare_schema(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// The rows of one bulk load.
-pub fn bulk_rows() -> Vec<(String, i32)> {
-    (0..BULK_ROWS)
+/// The rows of one bulk load of `n` rows ([`BULK_ROWS`] in the criterion `bulk` group).
+pub fn bulk_rows(n: usize) -> Vec<(String, i32)> {
+    (0..n)
         .map(|i| (format!("bulk {i}"), i32::try_from(i).unwrap_or(i32::MAX)))
         .collect()
 }
@@ -594,7 +595,7 @@ pub mod contenders {
     use sea_orm::ActiveValue::{Set, Unchanged};
     use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 
-    use crate::item;
+    use crate::{bulk_row, item};
 
     /// One read and one write in a `#[managed_session]`.
     ///
@@ -634,6 +635,36 @@ pub mod contenders {
         let updated = active.update(&txn).await?;
         txn.commit().await?;
         Ok(updated)
+    }
+
+    /// SeaORM's `insert_many` for a load past the bind-parameter limit: chunks of the most rows
+    /// one statement takes, in one transaction. Returns the rows inserted.
+    ///
+    /// # Errors
+    ///
+    /// When the begin, a statement or the commit fails.
+    pub async fn insert_many_chunked(
+        conn: &DatabaseConnection,
+        rows: Vec<(String, i32)>,
+    ) -> Result<u64, DbErr> {
+        let per_statement = ops_sea::repo::bind_limit(conn.get_database_backend()) / 2;
+        let models: Vec<bulk_row::ActiveModel> = rows
+            .into_iter()
+            .map(|(name, qty)| bulk_row::ActiveModel {
+                name: Set(name),
+                qty: Set(qty),
+                ..Default::default()
+            })
+            .collect();
+        let txn = conn.begin().await?;
+        let mut loaded = 0;
+        for chunk in models.chunks(per_statement) {
+            loaded += bulk_row::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(loaded)
     }
 
     /// A primary-key read under `#[db_retry]`.

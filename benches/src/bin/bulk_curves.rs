@@ -33,16 +33,17 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures_util::StreamExt as _;
-use ops_benches::{BenchDb, SqlxPool, bulk_row};
+use ops_benches::contenders::insert_many_chunked;
+use ops_benches::plot::{self, PlotResult};
+use ops_benches::{BenchDb, SqlxPool, bulk_row, bulk_rows};
 use ops_sea::prelude::*;
-use ops_sea::repo::bind_limit;
 use plotters::prelude::*;
-use sea_orm::{EntityTrait, Set, TransactionTrait};
+use sea_orm::EntityTrait;
 
 /// The system allocator, counting the bytes in use and their peak.
 struct Counting;
@@ -104,14 +105,6 @@ const SIZES: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
 const LOADS: [&str; 2] = ["ops_create_many", "seaorm_insert_many"];
 const READS: [&str; 3] = ["ops_stream", "sqlx_fetch", "seaorm_all"];
 
-fn results_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
-}
-
-fn plots_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("plots")
-}
-
 /// One measured point.
 #[derive(Clone, Debug)]
 struct Point {
@@ -124,16 +117,9 @@ struct Point {
 
 const HEADER: &str = "operation,rows,contender,ns_per_row,peak_bytes";
 
-fn rows(n: usize) -> Vec<(String, i32)> {
-    (0..n)
-        .map(|i| (format!("bulk {i}"), i32::try_from(i).unwrap_or(i32::MAX)))
-        .collect()
-}
-
 /// Loads `input` with one contender; returns the rows loaded, the time and the peak memory.
 async fn load(db: &Db, contender: &str, input: Vec<(String, i32)>) -> (u64, f64, usize) {
     let conn = db.connection();
-    let per_statement = bind_limit(conn.get_database_backend()) / 2;
     let baseline = memory_baseline();
     let started = Instant::now();
     let loaded = if contender == "ops_create_many" {
@@ -144,24 +130,7 @@ async fn load(db: &Db, contender: &str, input: Vec<(String, i32)>) -> (u64, f64,
             .await
             .expect("create_many")
     } else {
-        let models: Vec<bulk_row::ActiveModel> = input
-            .into_iter()
-            .map(|(name, qty)| bulk_row::ActiveModel {
-                name: Set(name),
-                qty: Set(qty),
-                ..Default::default()
-            })
-            .collect();
-        let txn = conn.begin().await.expect("begin");
-        let mut loaded = 0;
-        for chunk in models.chunks(per_statement) {
-            loaded += bulk_row::Entity::insert_many(chunk.to_vec())
-                .exec_without_returning(&txn)
-                .await
-                .expect("insert_many");
-        }
-        txn.commit().await.expect("commit");
-        loaded
+        insert_many_chunked(conn, input).await.expect("insert_many")
     };
     let elapsed = started.elapsed().as_secs_f64();
     (loaded, elapsed, memory_peak(baseline))
@@ -235,7 +204,7 @@ fn run(args: &[String]) {
         ops_benches::prepare_schema(&db).await.expect("tables");
         let sqlx = SqlxPool::of(&db);
         for n in SIZES.into_iter().filter(|&n| n <= largest) {
-            let input = rows(n);
+            let input = bulk_rows(n);
             let turns = if n >= 1_000_000 { 1 } else { repeats.max(1) };
             let mut by_load: Vec<Vec<(f64, usize)>> = vec![Vec::new(); LOADS.len()];
             let mut by_read: Vec<Vec<(f64, usize)>> = vec![Vec::new(); READS.len()];
@@ -297,8 +266,8 @@ fn run(args: &[String]) {
             p.operation, p.rows, p.contender, p.ns_per_row, p.peak_bytes
         );
     }
-    std::fs::create_dir_all(results_dir()).expect("create benches/results");
-    let path = results_dir().join(format!("bulk-{backend}.csv"));
+    std::fs::create_dir_all(plot::results_dir()).expect("create benches/results");
+    let path = plot::results_dir().join(format!("bulk-{backend}.csv"));
     std::fs::write(&path, csv).expect("write the results");
     eprintln!(
         "wrote {} in {:.0} s",
@@ -343,11 +312,9 @@ fn label(contender: &str) -> &'static str {
     }
 }
 
-type PlotResult = Result<(), Box<dyn std::error::Error>>;
-
 /// One figure per backend: rows are load and read, columns time per row and peak memory.
 fn plot_backend(backend: &str, points: &[Point]) -> PlotResult {
-    let path = plots_dir().join(format!("bulk-{backend}.svg"));
+    let path = plot::plots_dir().join(format!("bulk-{backend}.svg"));
     let root = SVGBackend::new(&path, (1200, 760)).into_drawing_area();
     root.fill(&WHITE)?;
     let root = root.titled(
@@ -412,46 +379,19 @@ fn plot_backend(backend: &str, points: &[Point]) -> PlotResult {
                 .filter(|p| p.contender == name)
                 .map(|p| (p.rows as f64, value(p)))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(line.clone(), color(name).stroke_width(2)))?
-                .label(label(name))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color(name)));
-            chart.draw_series(
-                line.iter()
-                    .map(|&p| Circle::new(p, 3, color(name).filled())),
-            )?;
+            plot::line_with_dots(&mut chart, &line, color(name), label(name))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        plot::legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     root.present()?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
 
-fn plot() -> PlotResult {
-    std::fs::create_dir_all(plots_dir())?;
-    let mut any = false;
-    for backend in ["sqlite", "postgres", "mysql"] {
-        let path = results_dir().join(format!("bulk-{backend}.csv"));
-        if !path.exists() {
-            eprintln!(
-                "no {}; run `bulk_curves run` for {backend} first",
-                path.display()
-            );
-            continue;
-        }
-        plot_backend(backend, &read(&path))?;
-        any = true;
-    }
-    if !any {
-        return Err("no results to plot".into());
-    }
-    Ok(())
+fn plot_all() -> PlotResult {
+    plot::each_backend("bulk", "bulk_curves", |backend, path| {
+        plot_backend(backend, &read(path))
+    })
 }
 
 /// One `BEGIN`, `COPY ... FROM STDIN` in text format, `COMMIT` on a pool connection.
@@ -494,7 +434,7 @@ fn threshold() {
         );
         println!("| --- | --- | --- | --- | --- |");
         for n in SIZES {
-            let input = rows(n);
+            let input = bulk_rows(n);
             let mut times: Vec<Vec<f64>> = vec![Vec::new(); CONTENDERS.len()];
             for turn in 0..TURNS {
                 for k in 0..CONTENDERS.len() {
@@ -547,7 +487,7 @@ fn main() {
         Some("run") => run(&args),
         Some("threshold") => threshold(),
         Some("plot") => {
-            if let Err(e) = plot() {
+            if let Err(e) = plot_all() {
                 eprintln!("bulk_curves plot: {e}");
                 std::process::exit(1);
             }

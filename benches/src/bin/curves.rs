@@ -15,11 +15,12 @@
 //! about two and a half minutes.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use ops_benches::contenders::{bump, bump_by_hand};
 use ops_benches::load::{self, Contender, Plan};
+use ops_benches::plot::{self, PlotResult};
 use ops_benches::{BenchDb, SEEDED, SqlxPool, item};
 use ops_sea::Db;
 use plotters::prelude::*;
@@ -29,14 +30,6 @@ const POOL_SIZES: [u32; 3] = [5, 10, 20];
 const TASKS: [usize; 4] = [1, 8, 64, 256];
 const OPERATIONS: [&str; 2] = ["get", "session"];
 const CONTENDERS: [&str; 3] = ["ops", "seaorm", "sqlx"];
-
-fn results_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
-}
-
-fn plots_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("plots")
-}
 
 fn key(n: u64) -> i32 {
     i32::try_from(n.wrapping_mul(7919) % u64::try_from(SEEDED).unwrap_or(1)).unwrap_or(0) + 1
@@ -233,8 +226,8 @@ fn run(args: &[String]) {
             p.operation, p.pool, p.tasks, p.contender, p.throughput, p.p50_us, p.p99_us, p.errors
         );
     }
-    std::fs::create_dir_all(results_dir()).expect("create benches/results");
-    let path = results_dir().join(format!("curves-{backend}.csv"));
+    std::fs::create_dir_all(plot::results_dir()).expect("create benches/results");
+    let path = plot::results_dir().join(format!("curves-{backend}.csv"));
     std::fs::write(&path, csv).expect("write the results");
     eprintln!(
         "wrote {} in {:.0} s",
@@ -281,12 +274,10 @@ fn label(contender: &str) -> &'static str {
     }
 }
 
-type PlotResult = Result<(), Box<dyn std::error::Error>>;
-
 /// One figure per backend and metric: rows are the operations, columns the pool sizes.
 fn plot_backend(backend: &str, points: &[Point], latency: bool) -> PlotResult {
     let name = if latency { "latency" } else { "throughput" };
-    let path = plots_dir().join(format!("{name}-{backend}.svg"));
+    let path = plot::plots_dir().join(format!("{name}-{backend}.svg"));
     let root = SVGBackend::new(&path, (1260, 760)).into_drawing_area();
     root.fill(&WHITE)?;
     let title = if latency {
@@ -330,31 +321,17 @@ fn plot_backend(backend: &str, points: &[Point], latency: bool) -> PlotResult {
                 .y_label_formatter(&|y| format!("{y:.0}"))
                 .draw()?;
             for contender in CONTENDERS {
-                let style = color(contender).stroke_width(2);
                 let series: Vec<&&Point> =
                     cell.iter().filter(|p| p.contender == contender).collect();
                 let p50: Vec<(f64, f64)> =
                     series.iter().map(|p| (p.tasks as f64, p.p50_us)).collect();
                 let p99: Vec<(f64, f64)> =
                     series.iter().map(|p| (p.tasks as f64, p.p99_us)).collect();
-                chart
-                    .draw_series(LineSeries::new(p50.clone(), style))?
-                    .label(label(contender))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color(contender))
-                    });
+                plot::line_with_dots(&mut chart, &p50, color(contender), label(contender))?;
+                let style = color(contender).stroke_width(2);
                 chart.draw_series(DashedLineSeries::new(p99, 6, 4, style))?;
-                chart.draw_series(
-                    p50.iter()
-                        .map(|&p| Circle::new(p, 3, color(contender).filled())),
-                )?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+            plot::legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         } else {
             let high = cell.iter().map(|p| p.throughput).fold(1.0, f64::max);
             let mut chart = builder.build_cartesian_2d(x_range, 0f64..high * 1.15)?;
@@ -366,29 +343,14 @@ fn plot_backend(backend: &str, points: &[Point], latency: bool) -> PlotResult {
                 .y_label_formatter(&|y| format!("{y:.0}"))
                 .draw()?;
             for contender in CONTENDERS {
-                let style = color(contender).stroke_width(2);
                 let line: Vec<(f64, f64)> = cell
                     .iter()
                     .filter(|p| p.contender == contender)
                     .map(|p| (p.tasks as f64, p.throughput))
                     .collect();
-                chart
-                    .draw_series(LineSeries::new(line.clone(), style))?
-                    .label(label(contender))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color(contender))
-                    });
-                chart.draw_series(
-                    line.iter()
-                        .map(|&p| Circle::new(p, 3, color(contender).filled())),
-                )?;
+                plot::line_with_dots(&mut chart, &line, color(contender), label(contender))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+            plot::legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
     }
     root.present()?;
@@ -396,31 +358,16 @@ fn plot_backend(backend: &str, points: &[Point], latency: bool) -> PlotResult {
     Ok(())
 }
 
-fn plot() -> PlotResult {
-    std::fs::create_dir_all(plots_dir())?;
-    let mut any = false;
-    for backend in ["sqlite", "postgres", "mysql"] {
-        let path = results_dir().join(format!("curves-{backend}.csv"));
-        if !path.exists() {
-            eprintln!(
-                "no {}; run `curves run` for {backend} first",
-                path.display()
-            );
-            continue;
-        }
-        let points = read(&path);
+fn plot_all() -> PlotResult {
+    plot::each_backend("curves", "curves", |backend, path| {
+        let points = read(path);
         let failed: u64 = points.iter().map(|p| p.errors).sum();
         if failed > 0 {
             eprintln!("{backend}: {failed} failed calls in the results (not plotted)");
         }
         plot_backend(backend, &points, false)?;
-        plot_backend(backend, &points, true)?;
-        any = true;
-    }
-    if !any {
-        return Err("no results to plot".into());
-    }
-    Ok(())
+        plot_backend(backend, &points, true)
+    })
 }
 
 fn main() {
@@ -428,7 +375,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("run") => run(&args),
         Some("plot") => {
-            if let Err(e) = plot() {
+            if let Err(e) = plot_all() {
                 eprintln!("curves plot: {e}");
                 std::process::exit(1);
             }
