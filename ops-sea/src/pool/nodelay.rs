@@ -14,48 +14,45 @@
 
 #![allow(unsafe_code)]
 
+/// The descriptor of this process's TCP socket whose local port is `local` and whose peer port is
+/// `peer`, found through `/proc/self/fd`.
+#[cfg(target_os = "linux")]
+fn find(local: u16, peer: u16) -> Option<i32> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    entries.flatten().find_map(|entry| {
+        let fd = entry.file_name().to_str()?.parse::<i32>().ok()?;
+        // The link of a socket reads `socket:[inode]`; anything else is skipped unprobed.
+        let target = std::fs::read_link(entry.path()).ok()?;
+        let is_socket = target
+            .as_os_str()
+            .as_encoded_bytes()
+            .starts_with(b"socket:");
+        (is_socket && port(fd, false) == Some(local) && port(fd, true) == Some(peer)).then_some(fd)
+    })
+}
+
 /// Sets `TCP_NODELAY` on this process's TCP socket whose local port is `local` and whose peer
 /// port is `peer`. Returns whether one was found and set.
 #[cfg(target_os = "linux")]
 pub(crate) fn set_on(local: u16, peer: u16) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+    let Some(fd) = find(local, peer) else {
         return false;
     };
-    for entry in entries.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // The link of a socket reads `socket:[inode]`; anything else is skipped unprobed.
-        let is_socket = std::fs::read_link(entry.path()).ok().is_some_and(|target| {
-            target
-                .as_os_str()
-                .as_encoded_bytes()
-                .starts_with(b"socket:")
-        });
-        if !is_socket || port(fd, false) != Some(local) || port(fd, true) != Some(peer) {
-            continue;
-        }
-        let on: libc::c_int = 1;
-        // SAFETY: `setsockopt` reads `size_of::<c_int>()` bytes from a live local. The descriptor
-        // is a plain integer to the kernel: if another thread closed it since the checks above,
-        // the call fails with EBADF, or sets the option on the socket that reused the number,
-        // which is harmless for a stream socket and a no-op error for any other.
-        let set = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                std::ptr::from_ref(&on).cast(),
-                socklen(std::mem::size_of::<libc::c_int>()),
-            )
-        };
-        return set == 0;
-    }
-    false
+    let on: libc::c_int = 1;
+    // SAFETY: `setsockopt` reads `size_of::<c_int>()` bytes from a live local. The descriptor
+    // is a plain integer to the kernel: if another thread closed it since `find` checked it,
+    // the call fails with EBADF, or sets the option on the socket that reused the number,
+    // which is harmless for a stream socket and a no-op error for any other.
+    let set = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            std::ptr::from_ref(&on).cast(),
+            socklen(std::mem::size_of::<libc::c_int>()),
+        )
+    };
+    set == 0
 }
 
 /// Without `/proc/self/fd` the socket cannot be found; sqlx's default stays.
@@ -68,34 +65,21 @@ pub(crate) fn set_on(_local: u16, _peer: u16) -> bool {
 /// `TCP_NODELAY` set; `None` when there is no such socket. For the tests.
 #[cfg(target_os = "linux")]
 pub(crate) fn is_set(local: u16, peer: u16) -> Option<bool> {
-    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
-    for entry in entries.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if port(fd, false) != Some(local) || port(fd, true) != Some(peer) {
-            continue;
-        }
-        let mut value: libc::c_int = 0;
-        let mut len = socklen(std::mem::size_of::<libc::c_int>());
-        // SAFETY: `getsockopt` writes at most `len` bytes into the live local `value` and
-        // updates `len`, a live local too.
-        let got = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                std::ptr::from_mut(&mut value).cast(),
-                &raw mut len,
-            )
-        };
-        return (got == 0).then_some(value != 0);
-    }
-    None
+    let fd = find(local, peer)?;
+    let mut value: libc::c_int = 0;
+    let mut len = socklen(std::mem::size_of::<libc::c_int>());
+    // SAFETY: `getsockopt` writes at most `len` bytes into the live local `value` and updates
+    // `len`, a live local too.
+    let got = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            std::ptr::from_mut(&mut value).cast(),
+            &raw mut len,
+        )
+    };
+    (got == 0).then_some(value != 0)
 }
 
 /// Not available off Linux.
